@@ -1,0 +1,1 @@
+"""Alembic migrations for the recsys schema (installed as the ``recsys_migrations`` package)."""

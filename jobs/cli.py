@@ -1,0 +1,54 @@
+"""``recsys-job``: the command group, global options and error reporting."""
+
+import click
+
+from recsys import __version__
+from recsys.errors import RecsysError
+from recsys.ingest.errors import InputError
+from recsys_jobs.context import JobContext
+from recsys_jobs.db import db
+from recsys_jobs.demo import demo
+from recsys_jobs.ingest import ingest
+
+#: Exit code for bad input files (RecsysError subclasses carry their own codes).
+INPUT_ERROR_EXIT = 2
+
+
+class _Group(click.Group):
+    """Turns expected failures into one clear line on stderr and a non-zero exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(INPUT_ERROR_EXIT)
+        except RecsysError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="PostgreSQL URL (postgresql://user@host:port/db). Default: $RECSYS_DATABASE_URL, "
+    "else an embedded PostgreSQL under $RECSYS_HOME.",
+)
+@click.option(
+    "--schema",
+    metavar="NAME",
+    help="Schema holding every recsys table. Default: $RECSYS_SCHEMA, else 'recsys'.",
+)
+@click.version_option(__version__, prog_name="recsys-job")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None, schema: str | None) -> None:
+    """Train LightGCN on ratings in PostgreSQL and publish versioned recommendations."""
+    job = JobContext(database_url, schema)
+    ctx.obj = job
+    ctx.call_on_close(job.close)
+
+
+main.add_command(db)
+main.add_command(ingest)
+main.add_command(demo)

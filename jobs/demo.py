@@ -1,0 +1,28 @@
+"""``recsys-job demo``: the first thing a new user runs; works with no database server."""
+
+from pathlib import Path
+
+import click
+
+from recsys import migrate
+from recsys.ingest.movielens import parse_movielens
+from recsys.synthetic import generate
+from recsys_jobs.context import JobContext, pass_job
+from recsys_jobs.ingest import store
+
+
+@click.command()
+@click.option(
+    "--movielens",
+    "movielens_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Load this MovieLens release instead of the built-in synthetic data set.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the synthetic data set.")
+@pass_job
+def demo(job: JobContext, movielens_path: Path | None, seed: int) -> None:
+    """Migrate, load MovieLens or a synthetic data set, and show what was loaded."""
+    engine = job.engine(require_head=False)
+    migrate.upgrade(engine, job.schema)
+    data = parse_movielens(movielens_path) if movielens_path else generate(seed=seed)
+    store(engine, data)

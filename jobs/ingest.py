@@ -1,0 +1,53 @@
+"""``recsys-job ingest``: load MovieLens releases or plain CSV files into the input tables."""
+
+from pathlib import Path
+
+import click
+
+from recsys.ingest.csvfile import parse_csv
+from recsys.ingest.load import load
+from recsys.ingest.movielens import parse_movielens
+from recsys.ingest.records import ParsedData
+from recsys_jobs.context import JobContext, pass_job
+from recsys_jobs.progress import progress_bar
+
+_existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group()
+def ingest() -> None:
+    """Load ratings, movies and users (all or nothing; re-running changes nothing)."""
+
+
+@ingest.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@pass_job
+def movielens(job: JobContext, path: Path) -> None:
+    """Load a MovieLens release: a folder or .zip of ML-100K, ML-1M or ml-latest(-small)."""
+    engine = job.engine()
+    with progress_bar(f"reading {path.name}", unit="B") as advance:
+        data = parse_movielens(path, progress=advance)
+    store(engine, data)
+
+
+@ingest.command()
+@click.option(
+    "--ratings", type=_existing_file, required=True, help="user_id,item_id[,rating][,timestamp]"
+)
+@click.option("--movies", type=_existing_file, help="movie_id,title[,genres][,year]")
+@click.option("--users", type=_existing_file, help="user_id[,gender][,age][,occupation][,zip_code]")
+@pass_job
+def csv(job: JobContext, ratings: Path, movies: Path | None, users: Path | None) -> None:
+    """Load plain CSV files with a header row."""
+    engine = job.engine()
+    with progress_bar(f"reading {ratings.name}", unit="B") as advance:
+        data = parse_csv(ratings, movies=movies, users=users, progress=advance)
+    store(engine, data)
+
+
+def store(engine, data: ParsedData) -> None:
+    """Load parsed data with a progress bar and print the one-line summary."""
+    total = len(data.ratings) + len(data.movies) + len(data.users)
+    with progress_bar("loading", total=total) as advance:
+        report = load(engine, data, progress=advance)
+    click.echo(f"ingested {data.layout}: {report.summary()}")

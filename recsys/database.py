@@ -1,0 +1,92 @@
+"""Which database the job talks to, and how it connects.
+
+Precedence: an explicit URL (``--database-url``), then ``RECSYS_DATABASE_URL``, then the embedded
+server. Plain ``postgresql://`` URLs are accepted and mapped to the psycopg 3 driver. Anything that
+shows a URL to a person goes through :func:`masked` so that a password never reaches output or logs.
+"""
+
+import os
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from recsys.errors import DatabaseUnavailable, RecsysError
+
+DEFAULT_SCHEMA = "recsys"
+#: Name the Table objects in :mod:`recsys.schema` carry; translated to the configured schema.
+SCHEMA_PLACEHOLDER = DEFAULT_SCHEMA
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """A resolved database URL and where it came from (for the "using ..." line)."""
+
+    url: URL
+    source: str
+
+    def describe(self) -> str:
+        return f"{masked(self.url)} ({self.source})"
+
+
+def parse_url(raw: str) -> URL:
+    """Parse a database URL, forcing the psycopg 3 driver for PostgreSQL URLs."""
+    try:
+        url = make_url(raw)
+    except Exception as exc:  # SQLAlchemy raises ArgumentError; never echo the raw URL
+        raise RecsysError(
+            "the database URL is not valid (expected postgresql://user@host:port/dbname)"
+        ) from exc
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        raise RecsysError(f"only PostgreSQL is supported, not {url.get_backend_name()!r}")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def masked(url: URL) -> str:
+    """The URL as text with any password replaced by ``***``."""
+    return url.render_as_string(hide_password=True)
+
+
+def resolve(explicit: str | None) -> DatabaseTarget:
+    """Pick the database by the documented precedence, starting the embedded one if needed."""
+    if explicit:
+        return DatabaseTarget(parse_url(explicit), "--database-url")
+    from_env = os.environ.get("RECSYS_DATABASE_URL")
+    if from_env:
+        return DatabaseTarget(parse_url(from_env), "RECSYS_DATABASE_URL")
+    from recsys.embedded import embedded_url, recsys_home
+
+    return DatabaseTarget(parse_url(embedded_url()), f"embedded PostgreSQL in {recsys_home()}")
+
+
+def schema_name(explicit: str | None = None) -> str:
+    """The schema holding every recsys object (``--schema``, ``RECSYS_SCHEMA``, or ``recsys``)."""
+    name = explicit or os.environ.get("RECSYS_SCHEMA") or DEFAULT_SCHEMA
+    if not name.isidentifier() or name != name.lower() or name.startswith("pg_"):
+        raise RecsysError(
+            f"schema name {name!r} is not allowed: use lower-case letters, digits and underscores"
+        )
+    return name
+
+
+def connect(url: URL, schema: str, *, application_name: str = "recsys-job") -> Engine:
+    """An engine whose Table objects resolve to ``schema``; fails fast if the server is down."""
+    engine = sa.create_engine(
+        url,
+        connect_args={"application_name": application_name, "connect_timeout": 10},
+        pool_pre_ping=True,
+    ).execution_options(schema_translate_map={SCHEMA_PLACEHOLDER: schema})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise DatabaseUnavailable(f"cannot connect to {masked(url)}: {_reason(exc, url)}") from None
+    return engine
+
+
+def _reason(exc: sa.exc.OperationalError, url: URL) -> str:
+    """The driver's first line of complaint, with the password scrubbed should it appear."""
+    lines = str(exc.orig).strip().splitlines()
+    reason = lines[0] if lines else type(exc.orig).__name__
+    return reason.replace(url.password, "***") if url.password else reason

@@ -1,0 +1,29 @@
+"""Errors the job reports to its user, each with the process exit code the CLI uses for it.
+
+Distinct exit codes let a scheduler tell "fix the input" from "the database is down" without
+parsing messages.
+"""
+
+
+class RecsysError(Exception):
+    """An expected failure with a message meant for the person running the job."""
+
+    exit_code = 1
+
+
+class DatabaseUnavailable(RecsysError):
+    """The database server cannot be reached or refuses the connection."""
+
+    exit_code = 3
+
+
+class SchemaNotAtHead(RecsysError):
+    """The schema's migration revision is not the one this code was written for."""
+
+    exit_code = 4
+
+
+class VersionConflict(RecsysError):
+    """A model version exists already, or another run holds it."""
+
+    exit_code = 5
