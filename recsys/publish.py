@@ -1,0 +1,91 @@
+"""Write a run's outputs and make them visible, all in one transaction.
+
+Each output goes into a table of its own (``<table>_r<run_id>``), created without indexes and
+filled with COPY; publishing attaches those tables as the version's partitions (dropping the
+replaced version's partitions first) and flips the registry row to ``published``. Until that
+transaction commits nothing of the version is visible; if the process dies at any point before,
+PostgreSQL rolls all of it back and leaves no tables behind.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from psycopg import sql
+
+from recsys import registry, schema
+from recsys.bulk import copy_frame, driver_connection, schema_of
+from recsys.faults import checkpoint
+
+
+def partition_name(table: sa.Table, run_id: int) -> str:
+    return f"{table.name}_r{run_id}"
+
+
+def publish(
+    engine: sa.Engine,
+    claim: registry.Claim,
+    outputs: Mapping[str, pd.DataFrame],
+    record: dict[str, Any],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Load ``outputs`` (table name → frame without the version column) and publish them."""
+    with engine.begin() as conn:
+        cursor = driver_connection(conn).cursor()
+        namespace = schema_of(conn)
+        version = sql.Literal(claim.version)
+        for table in schema.OUTPUT_TABLES:
+            checkpoint(f"write:{table.name}")
+            part = sql.Identifier(namespace, partition_name(table, claim.run_id))
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                ).format(part, sql.Identifier(namespace, table.name))
+            )
+            # Proves the partition bound up front, so ATTACH need not scan the table.
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (version = {})").format(
+                    part, sql.Identifier(f"{partition_name(table, claim.run_id)}_bound"), version
+                )
+            )
+            frame = outputs[table.name].assign(version=claim.version)
+            copy_frame(conn, part, frame[[c.name for c in table.columns]], progress)
+
+        checkpoint("publish:before")
+        if claim.replacing:
+            _drop_partitions(conn, claim.version)
+        for table in schema.OUTPUT_TABLES:
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+                    sql.Identifier(namespace, table.name),
+                    sql.Identifier(namespace, partition_name(table, claim.run_id)),
+                    version,
+                )
+            )
+        registry.mark_published(conn, claim, record)
+        checkpoint("publish:commit")
+    checkpoint("publish:after")
+
+
+def _drop_partitions(conn: sa.Connection, version: str) -> None:
+    """Drop the partitions currently published under ``version`` (their run is in the registry)."""
+    versions = schema.model_versions
+    run_id = conn.execute(
+        sa.select(versions.c.run_id).where(versions.c.name == version).with_for_update()
+    ).scalar()
+    if run_id is None:
+        return
+    namespace = schema_of(conn)
+    cursor = driver_connection(conn).cursor()
+    for table in schema.OUTPUT_TABLES:
+        cursor.execute(
+            sql.SQL("DROP TABLE IF EXISTS {}").format(
+                sql.Identifier(namespace, partition_name(table, run_id))
+            )
+        )
+
+
+def drop_version_outputs(conn: sa.Connection, version: str) -> None:
+    """Remove a version's published outputs: a DROP per table, never a mass DELETE."""
+    _drop_partitions(conn, version)
