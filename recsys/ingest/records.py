@@ -1,0 +1,151 @@
+"""What every parser returns: ratings, movies and users in one fixed schema.
+
+The loader writes these frames to PostgreSQL without looking at where they came from, so the
+schema is checked when a ``ParsedData`` is built rather than trusted.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+
+RATINGS_SCHEMA = {
+    "user_id": "int64",
+    "movie_id": "int64",
+    "rating": "float64",
+    "rated_at": UTC_NS,
+    "line": "int64",
+}
+MOVIES_SCHEMA = {
+    "movie_id": "int64",
+    "title": "str",
+    "genres": "object",
+    "year": "Int64",
+    "line": "int64",
+}
+USERS_SCHEMA = {
+    "user_id": "int64",
+    "gender": "object",
+    "age": "Int64",
+    "occupation": "object",
+    "zip_code": "object",
+    "line": "int64",
+}
+DERIVED = "derived"
+
+
+def _check_schema(name: str, frame: pd.DataFrame, schema: dict[str, object]) -> None:
+    if list(frame.columns) != list(schema):
+        raise ValueError(f"{name} columns are {list(frame.columns)}, expected {list(schema)}")
+    for column, dtype in schema.items():
+        if frame[column].dtype != dtype:
+            raise TypeError(f"{name}.{column} has dtype {frame[column].dtype}, expected {dtype}")
+
+
+@dataclass(frozen=True)
+class ParsedData:
+    """Ratings, movies and users of one input, with the source of each frame."""
+
+    layout: str
+    ratings: pd.DataFrame
+    movies: pd.DataFrame
+    users: pd.DataFrame
+    sources: dict[str, str]
+
+    def __post_init__(self) -> None:
+        _check_schema("ratings", self.ratings, RATINGS_SCHEMA)
+        _check_schema("movies", self.movies, MOVIES_SCHEMA)
+        _check_schema("users", self.users, USERS_SCHEMA)
+
+
+def _object(values: object, n: int) -> pd.Series:
+    """An object column holding str or None (None rather than NaN: it becomes SQL NULL)."""
+    if values is None:
+        return pd.Series([None] * n, dtype=object)
+    series = pd.Series(values, dtype=object)
+    return series.where(series.notna(), None)
+
+
+def ratings_frame(
+    user_id: np.ndarray,
+    movie_id: np.ndarray,
+    rating: np.ndarray | None,
+    rated_at: pd.Series | pd.DatetimeIndex | None,
+    line: np.ndarray,
+) -> pd.DataFrame:
+    """Build the ratings frame; ``rated_at`` is tz-aware; None means NaN ratings or NaT times."""
+    n = len(user_id)
+    return pd.DataFrame(
+        {
+            "user_id": np.asarray(user_id, dtype=np.int64),
+            "movie_id": np.asarray(movie_id, dtype=np.int64),
+            "rating": np.full(n, np.nan) if rating is None else np.asarray(rating, np.float64),
+            "rated_at": (
+                pd.Series(pd.NaT, index=range(n), dtype=UTC_NS)
+                if rated_at is None
+                else pd.Series(rated_at).reset_index(drop=True).astype(UTC_NS)
+            ),
+            "line": np.asarray(line, dtype=np.int64),
+        }
+    )
+
+
+def movies_frame(
+    movie_id: np.ndarray,
+    title: object,
+    genres: list[list[str]],
+    year: object,
+    line: np.ndarray,
+) -> pd.DataFrame:
+    """Build the movies frame; ``year`` may hold missing values."""
+    return pd.DataFrame(
+        {
+            "movie_id": np.asarray(movie_id, dtype=np.int64),
+            "title": pd.Series(title, dtype="str").to_numpy(),
+            "genres": pd.Series(list(genres), dtype=object).to_numpy(),
+            "year": pd.array(year, dtype="Int64"),
+            "line": np.asarray(line, dtype=np.int64),
+        }
+    ).astype({"title": "str", "genres": object})
+
+
+def users_frame(
+    user_id: np.ndarray,
+    line: np.ndarray,
+    gender: object = None,
+    age: object = None,
+    occupation: object = None,
+    zip_code: object = None,
+) -> pd.DataFrame:
+    """Build the users frame; attributes left as None are unknown for every user."""
+    n = len(user_id)
+    return pd.DataFrame(
+        {
+            "user_id": np.asarray(user_id, dtype=np.int64),
+            "gender": _object(gender, n).to_numpy(),
+            "age": pd.array([pd.NA] * n if age is None else age, dtype="Int64"),
+            "occupation": _object(occupation, n).to_numpy(),
+            "zip_code": _object(zip_code, n).to_numpy(),
+            "line": np.asarray(line, dtype=np.int64),
+        }
+    ).astype({"gender": object, "occupation": object, "zip_code": object})
+
+
+def derived_users(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Users known only by their ids in the ratings, every attribute unknown."""
+    ids = np.unique(ratings["user_id"].to_numpy())
+    return users_frame(ids, np.zeros(len(ids), dtype=np.int64))
+
+
+def derived_movies(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Placeholder movies ("Item 123", no genres) for inputs without a movies file."""
+    ids = np.unique(ratings["movie_id"].to_numpy())
+    return movies_frame(
+        ids,
+        [f"Item {i}" for i in ids],
+        [[] for _ in ids],
+        [pd.NA] * len(ids),
+        np.zeros(len(ids), dtype=np.int64),
+    )
