@@ -1,0 +1,208 @@
+"""Split a delimited file into raw fields, remembering each row's physical line for messages.
+
+Unquoted chunks go through numpy (field counts per line) and pandas' C reader, which keeps a
+million-row ratings file to a fraction of a second; only chunks holding CSV quotes take the
+slower ``csv`` module path. Values stay raw here: typing and range checks live in ``validate``.
+"""
+
+import csv
+import io
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from recsys.ingest.errors import InputError
+from recsys.ingest.source import Progress, Source, read_chunks
+
+_UNIT_SEP = b"\x1f"  # stands in for a multi-byte separator such as "::"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a file is written: field separator, encoding, and whether CSV quoting applies."""
+
+    sep: str
+    encoding: str
+    quoted: bool = False
+
+
+TAB_LATIN1 = Dialect("\t", "latin-1")
+PIPE_LATIN1 = Dialect("|", "latin-1")
+COLONS_LATIN1 = Dialect("::", "latin-1")
+CSV_UTF8 = Dialect(",", "utf-8", quoted=True)
+
+
+@dataclass(frozen=True)
+class Table:
+    """Raw fields (NaN where empty), one column per field, and each row's 1-based line."""
+
+    source: str
+    header: tuple[str, ...] | None
+    columns: pd.DataFrame
+    lines: np.ndarray
+
+    def error(self, message: str, row: int | None = None, value: object = None) -> InputError:
+        """An InputError pointing at ``row`` (a position in ``columns``)."""
+        line = None if row is None else int(self.lines[row])
+        return InputError(message, self.source, line, value)
+
+
+def read_table(
+    source: Source,
+    dialect: Dialect,
+    names: Sequence[str] | None = None,
+    text: Collection[str] = (),
+    progress: Progress | None = None,
+) -> Table:
+    """Read every row of ``source``; ``names`` for headerless files, else the first line is the
+    header. Columns in ``text`` stay strings; others are parsed as numbers where they can be."""
+    header = None if names is None else tuple(names)
+    has_header = names is None
+    frames: list[pd.DataFrame] = []
+    lines: list[np.ndarray] = []
+    empty = True
+    for chunk, first in read_chunks(source, progress):
+        empty = False
+        if dialect.encoding == "utf-8":
+            _check_utf8(chunk, first, source.name)
+        if header is None:
+            head, _, chunk = chunk.partition(b"\n")
+            header = _parse_header(head, dialect)
+            if not any(header):
+                raise InputError("header line is empty", source.name, 1, "")
+            first += 1
+        if not chunk:
+            continue
+        if len(header) > 1 and not (dialect.quoted and b'"' in chunk):
+            frame, rows = _split_fast(chunk, first, header, dialect, text, source.name)
+        else:
+            frame, rows = _split_rows(chunk, first, header, dialect, source.name)
+        if len(frame):
+            frames.append(frame)
+            lines.append(rows)
+    if empty:
+        raise InputError("file is empty", source.name)
+    if not frames:
+        line, value = (1, dialect.sep.join(header)) if has_header else (None, None)
+        raise InputError("file has no data rows", source.name, line, value)
+    columns = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return Table(source.name, header if has_header else None, columns, np.concatenate(lines))
+
+
+def _check_utf8(chunk: bytes, first: int, name: str) -> None:
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first + chunk.count(b"\n", 0, exc.start)
+        raise InputError(
+            "bytes are not valid UTF-8", name, line, chunk[exc.start : exc.end]
+        ) from None
+
+
+def _parse_header(head: bytes, dialect: Dialect) -> tuple[str, ...]:
+    text = head.decode("utf-8-sig" if dialect.encoding == "utf-8" else dialect.encoding)
+    if dialect.quoted:
+        return tuple(name.strip() for name in next(csv.reader([text]), []))
+    return tuple(name.strip() for name in text.split(dialect.sep))
+
+
+def _wrong_count(expected: int, found: int, line: int, text: str, name: str) -> InputError:
+    return InputError(f"expected {expected} fields, found {found}", name, line, text)
+
+
+def _split_fast(
+    chunk: bytes,
+    first: int,
+    names: Sequence[str],
+    dialect: Dialect,
+    text: Collection[str],
+    source: str,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    sep = dialect.sep.encode(dialect.encoding)
+    if len(sep) > 1:
+        if _UNIT_SEP in chunk:
+            line = first + chunk.count(b"\n", 0, chunk.index(_UNIT_SEP))
+            raise InputError("unexpected control character", source, line, "\x1f")
+        chunk, sep = chunk.replace(sep, _UNIT_SEP), _UNIT_SEP
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    ends = np.flatnonzero(data == ord("\n"))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    fields = np.diff(np.searchsorted(np.flatnonzero(data == sep[0]), ends), prepend=0) + 1
+    filled = ends > starts
+    bad = np.flatnonzero(filled & (fields != len(names)))
+    if bad.size:
+        i = bad[0]
+        line_text = chunk[starts[i] : ends[i]].decode(dialect.encoding, "replace")
+        raise _wrong_count(
+            len(names),
+            int(fields[i]),
+            first + i,
+            line_text.replace("\x1f", dialect.sep),
+            source,
+        )
+    frame = pd.read_csv(
+        io.BytesIO(chunk),
+        sep=sep.decode(dialect.encoding),
+        header=None,
+        names=list(names),
+        dtype={name: str for name in text if name in names},
+        quoting=csv.QUOTE_NONE,
+        keep_default_na=False,
+        na_values=[""],
+        lineterminator="\n",
+        encoding=dialect.encoding,
+        engine="c",
+    )
+    return frame, first + np.flatnonzero(filled)
+
+
+def _split_rows(
+    chunk: bytes,
+    first: int,
+    names: Sequence[str],
+    dialect: Dialect,
+    source: str,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every field stays a string on this path."""
+    raw_lines = chunk.decode(dialect.encoding).split("\n")[:-1]
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    for offset, fields in _records(raw_lines, dialect, first, source):
+        if not fields or fields == [""]:
+            continue
+        if len(fields) != len(names):
+            line = first + offset
+            raise _wrong_count(len(names), len(fields), line, raw_lines[offset], source)
+        rows.append(fields)
+        numbers.append(first + offset)
+    frame = pd.DataFrame(rows, columns=list(names), dtype="str")
+    return frame.mask(frame == ""), np.asarray(numbers, dtype=np.int64)
+
+
+def _records(
+    raw_lines: list[str], dialect: Dialect, first: int, source: str
+) -> list[tuple[int, list[str]]]:
+    """Fields of each line with its offset; a quoted field may not run onto the next line."""
+    if not dialect.quoted:
+        return [(i, line.split(dialect.sep)) for i, line in enumerate(raw_lines)]
+    reader = csv.reader(raw_lines, strict=True)
+    records = []
+    done = 0
+    try:
+        for fields in reader:
+            if reader.line_num - done > 1:
+                raise InputError(
+                    "quoted field runs past the end of the line",
+                    source,
+                    first + done,
+                    raw_lines[done],
+                )
+            records.append((done, fields))
+            done = reader.line_num
+    except csv.Error as exc:
+        raise InputError(
+            f"bad CSV quoting ({exc})", source, first + done, raw_lines[done]
+        ) from None
+    return records
