@@ -61,11 +61,12 @@ class ParsedData:
 
 
 def _object(values: object, n: int) -> pd.Series:
-    """An object column holding str or None (None rather than NaN: it becomes SQL NULL)."""
-    if values is None:
-        return pd.Series([None] * n, dtype=object)
-    series = pd.Series(values, dtype=object)
-    return series.where(series.notna(), None)
+    """An object column holding str or None (None rather than NaN: it becomes SQL NULL).
+
+    Built as an object Series because pandas would turn an array of strings into ``str``.
+    """
+    array = np.full(n, None, dtype=object) if values is None else np.asarray(values, dtype=object)
+    return pd.Series(np.where(pd.isna(array), None, array), dtype=object)
 
 
 def ratings_frame(
@@ -124,13 +125,13 @@ def users_frame(
     return pd.DataFrame(
         {
             "user_id": np.asarray(user_id, dtype=np.int64),
-            "gender": _object(gender, n).to_numpy(),
+            "gender": _object(gender, n),
             "age": pd.array([pd.NA] * n if age is None else age, dtype="Int64"),
-            "occupation": _object(occupation, n).to_numpy(),
-            "zip_code": _object(zip_code, n).to_numpy(),
+            "occupation": _object(occupation, n),
+            "zip_code": _object(zip_code, n),
             "line": np.asarray(line, dtype=np.int64),
         }
-    ).astype({"gender": object, "occupation": object, "zip_code": object})
+    )
 
 
 def derived_users(ratings: pd.DataFrame) -> pd.DataFrame:

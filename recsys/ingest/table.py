@@ -70,8 +70,7 @@ def read_table(
         if header is None:
             head, _, chunk = chunk.partition(b"\n")
             header = _parse_header(head, dialect)
-            if not any(header):
-                raise InputError("header line is empty", source.name, 1, "")
+            _check_header(header, source.name)
             first += 1
         if not chunk:
             continue
@@ -106,6 +105,14 @@ def _parse_header(head: bytes, dialect: Dialect) -> tuple[str, ...]:
     if dialect.quoted:
         return tuple(name.strip() for name in next(csv.reader([text]), []))
     return tuple(name.strip() for name in text.split(dialect.sep))
+
+
+def _check_header(header: tuple[str, ...], name: str) -> None:
+    if not any(header):
+        raise InputError("header line is empty", name, 1, "")
+    repeated = sorted({column for column in header if header.count(column) > 1})
+    if repeated:
+        raise InputError("repeated column(s)", name, 1, ",".join(repeated))
 
 
 def _wrong_count(expected: int, found: int, line: int, text: str, name: str) -> InputError:

@@ -26,13 +26,21 @@ def first_true(mask: np.ndarray) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
+def _as_written(raw: pd.Series, row: int) -> object:
+    """A raw value for a message; a column with blanks holds floats, so 30 reads back as 30.0."""
+    value = raw.iloc[row]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 def numbers(table: Table, column: str, what: str, required: bool) -> pd.Series:
     """The column as numbers (NaN where empty); non-numeric text is an error."""
     raw = table.columns[column]
     values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
     row = first_true((values.isna() & raw.notna()).to_numpy())
     if row is not None:
-        raise table.error(f"{what} is not a number", row, raw.iloc[row])
+        raise table.error(f"{what} is not a number", row, _as_written(raw, row))
     if required and (row := first_true(values.isna().to_numpy())) is not None:
         raise table.error(f"{what} is missing", row, "")
     return values
@@ -44,16 +52,16 @@ def _whole(table: Table, column: str, what: str, low: int, high: int, required: 
     if values.dtype.kind == "f":
         row = first_true((values.notna() & (values % 1 != 0)).to_numpy())
         if row is not None:
-            raise table.error(f"{what} is not a whole number", row, raw.iloc[row])
+            raise table.error(f"{what} is not a whole number", row, _as_written(raw, row))
     row = first_true((values < low).to_numpy())
     if row is not None:
         word = "negative" if low == 0 else f"below {low}"
-        raise table.error(f"{what} is {word}", row, raw.iloc[row])
+        raise table.error(f"{what} is {word}", row, _as_written(raw, row))
     # Floats at this magnitude round up to 2**63, so compare with >= for them.
     too_big = values >= float(high) + 1 if values.dtype.kind == "f" else values > high
     row = first_true(too_big.to_numpy())
     if row is not None:
-        raise table.error(f"{what} is larger than {high}", row, raw.iloc[row])
+        raise table.error(f"{what} is larger than {high}", row, _as_written(raw, row))
     return values
 
 
@@ -82,7 +90,9 @@ def ratings(table: Table, column: str) -> np.ndarray:
     values = numbers(table, column, "rating", required=True).to_numpy(np.float64)
     row = first_true((values < MIN_RATING) | (values > MAX_RATING))
     if row is not None:
-        raise table.error(f"rating is outside {MIN_RATING}..{MAX_RATING}", row, raw.iloc[row])
+        raise table.error(
+            f"rating is outside {MIN_RATING}..{MAX_RATING}", row, _as_written(raw, row)
+        )
     return values
 
 
@@ -95,7 +105,7 @@ def unix_times(table: Table, column: str) -> pd.Series:
         ~np.isfinite(seconds.to_numpy(np.float64)) | ~seconds.between(*bounds).to_numpy()
     )
     if row is not None:
-        raise table.error("timestamp is out of range", row, raw.iloc[row])
+        raise table.error("timestamp is out of range", row, _as_written(raw, row))
     return pd.to_datetime(seconds, unit="s", utc=True).astype(UTC_NS)
 
 
@@ -114,12 +124,14 @@ def timestamps(table: Table, column: str) -> pd.Series:
         raise table.error("timestamp is missing", row, "")
     row = first_true((parsed.isna() | (parsed < _EARLIEST) | (parsed > _LATEST)).to_numpy())
     if row is not None:
-        raise table.error("timestamp is not ISO 8601 like the first one", row, raw.iloc[row])
+        raise table.error(
+            "timestamp is not ISO 8601 like the first one", row, _as_written(raw, row)
+        )
     return parsed.astype(UTC_NS)
 
 
 def check_header(table: Table, required: Collection[str], optional: Collection[str] = ()) -> None:
-    """Reject a header lacking a required column, repeating one, or naming unknown ones."""
+    """Reject a header lacking a required column or naming unknown ones."""
     header = table.header or ()
     expected = ", ".join([*required, *optional])
     missing = [name for name in required if name not in header]
@@ -130,9 +142,6 @@ def check_header(table: Table, required: Collection[str], optional: Collection[s
             1,
             ",".join(header),
         )
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    if repeated:
-        raise InputError("repeated column(s)", table.source, 1, ",".join(repeated))
     unknown = [name for name in header if name not in required and name not in optional]
     if unknown:
         raise InputError(
