@@ -104,12 +104,12 @@ def movies_frame(
     return pd.DataFrame(
         {
             "movie_id": np.asarray(movie_id, dtype=np.int64),
-            "title": pd.Series(title, dtype="str").to_numpy(),
-            "genres": pd.Series(list(genres), dtype=object).to_numpy(),
+            "title": pd.Series(np.asarray(title, dtype=object), dtype="str"),
+            "genres": pd.Series(list(genres), dtype=object),
             "year": pd.array(year, dtype="Int64"),
             "line": np.asarray(line, dtype=np.int64),
         }
-    ).astype({"title": "str", "genres": object})
+    )
 
 
 def users_frame(

@@ -105,7 +105,7 @@ def unix_times(table: Table, column: str) -> pd.Series:
         ~np.isfinite(seconds.to_numpy(np.float64)) | ~seconds.between(*bounds).to_numpy()
     )
     if row is not None:
-        raise table.error("timestamp is out of range", row, _as_written(raw, row))
+        raise table.error("timestamp is out of range for unix seconds", row, _as_written(raw, row))
     return pd.to_datetime(seconds, unit="s", utc=True).astype(UTC_NS)
 
 
