@@ -1,5 +1,6 @@
 """``recsys-job demo``: the first thing a new user runs; works with no database server."""
 
+import time
 from pathlib import Path
 
 import click
@@ -24,5 +25,6 @@ def demo(job: JobContext, movielens_path: Path | None, seed: int) -> None:
     """Migrate, load MovieLens or a synthetic data set, and show what was loaded."""
     engine = job.engine(require_head=False)
     migrate.upgrade(engine, job.schema)
+    started = time.perf_counter()
     data = parse_movielens(movielens_path) if movielens_path else generate(seed=seed)
-    store(engine, data)
+    store(engine, data, started)

@@ -1,12 +1,14 @@
 """``recsys-job ingest``: load MovieLens releases or plain CSV files into the input tables."""
 
+import time
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 
 from recsys.ingest.csvfile import parse_csv
 from recsys.ingest.load import load
-from recsys.ingest.movielens import parse_movielens
+from recsys.ingest.movielens import input_size, parse_movielens
 from recsys.ingest.records import ParsedData
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.progress import progress_bar
@@ -25,9 +27,10 @@ def ingest() -> None:
 def movielens(job: JobContext, path: Path) -> None:
     """Load a MovieLens release: a folder or .zip of ML-100K, ML-1M or ml-latest(-small)."""
     engine = job.engine()
-    with progress_bar(f"reading {path.name}", unit="B") as advance:
+    started = time.perf_counter()
+    with progress_bar(f"reading {path.name}", total=input_size(path), unit="B") as advance:
         data = parse_movielens(path, progress=advance)
-    store(engine, data)
+    store(engine, data, started)
 
 
 @ingest.command()
@@ -40,14 +43,17 @@ def movielens(job: JobContext, path: Path) -> None:
 def csv(job: JobContext, ratings: Path, movies: Path | None, users: Path | None) -> None:
     """Load plain CSV files with a header row."""
     engine = job.engine()
-    with progress_bar(f"reading {ratings.name}", unit="B") as advance:
+    started = time.perf_counter()
+    size = sum(p.stat().st_size for p in (ratings, movies, users) if p)
+    with progress_bar(f"reading {ratings.name}", total=size, unit="B") as advance:
         data = parse_csv(ratings, movies=movies, users=users, progress=advance)
-    store(engine, data)
+    store(engine, data, started)
 
 
-def store(engine, data: ParsedData) -> None:
-    """Load parsed data with a progress bar and print the one-line summary."""
+def store(engine: sa.Engine, data: ParsedData, started: float) -> None:
+    """Load parsed data with a progress bar and print the summary (seconds since ``started``)."""
     total = len(data.ratings) + len(data.movies) + len(data.users)
     with progress_bar("loading", total=total) as advance:
         report = load(engine, data, progress=advance)
     click.echo(f"ingested {data.layout}: {report.summary()}")
+    click.echo(f"{total:,} rows read and merged in {time.perf_counter() - started:.1f} s")

@@ -43,8 +43,8 @@ def parse_url(raw: str) -> URL:
 
 
 def masked(url: URL) -> str:
-    """The URL as text with any password replaced by ``***``."""
-    return url.render_as_string(hide_password=True)
+    """The URL as the user would write it, with any password replaced by ``***``."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
 def resolve(explicit: str | None) -> DatabaseTarget:

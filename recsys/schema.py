@@ -51,13 +51,13 @@ ratings = sa.Table(
     sa.Column(
         "user_id",
         sa.BigInteger,
-        sa.ForeignKey("users.user_id", name="ratings_user_fk"),
+        sa.ForeignKey(f"{SCHEMA_PLACEHOLDER}.users.user_id", name="ratings_user_fk"),
         primary_key=True,
     ),
     sa.Column(
         "movie_id",
         sa.BigInteger,
-        sa.ForeignKey("movies.movie_id", name="ratings_movie_fk"),
+        sa.ForeignKey(f"{SCHEMA_PLACEHOLDER}.movies.movie_id", name="ratings_movie_fk"),
         primary_key=True,
     ),
     # NULL for implicit feedback (an interaction without a rating).
@@ -101,7 +101,11 @@ version_runs = sa.Table(
     sa.Column(
         "version",
         sa.Text,
-        sa.ForeignKey("model_versions.name", name="version_runs_version_fk", ondelete="CASCADE"),
+        sa.ForeignKey(
+            f"{SCHEMA_PLACEHOLDER}.model_versions.name",
+            name="version_runs_version_fk",
+            ondelete="CASCADE",
+        ),
         nullable=False,
     ),
     sa.Column("status", sa.Text, nullable=False),
@@ -125,7 +129,7 @@ def _version_column() -> sa.Column:
     return sa.Column(
         "version",
         sa.Text,
-        sa.ForeignKey("model_versions.name"),
+        sa.ForeignKey(f"{SCHEMA_PLACEHOLDER}.model_versions.name"),
         primary_key=True,
     )
 
