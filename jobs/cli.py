@@ -9,6 +9,7 @@ from recsys_jobs.context import JobContext
 from recsys_jobs.db import db
 from recsys_jobs.demo import demo
 from recsys_jobs.ingest import ingest
+from recsys_jobs.run import run
 
 #: Exit code for bad input files (RecsysError subclasses carry their own codes).
 INPUT_ERROR_EXIT = 2
@@ -52,3 +53,4 @@ def main(ctx: click.Context, database_url: str | None, schema: str | None) -> No
 main.add_command(db)
 main.add_command(ingest)
 main.add_command(demo)
+main.add_command(run)

@@ -67,11 +67,10 @@ def read_snapshot(engine: sa.Engine, min_rating: float | None = None) -> Snapsho
             ).scalar_one()
     user_ids = users["user_id"].to_numpy()
     rated_user = np.searchsorted(user_ids, ratings["user_id"].to_numpy()).astype(np.int32)
-    counted = ratings["rating"].isna().to_numpy()
+    rating = ratings["rating"].to_numpy()
+    counted = np.ones(len(ratings), dtype=bool)
     if min_rating is not None:
-        counted |= ratings["rating"].to_numpy() >= min_rating
-    else:
-        counted[:] = True
+        counted = np.isnan(rating) | (rating >= min_rating)
     kept = ratings[counted]
     item_ids, item = np.unique(kept["movie_id"].to_numpy(), return_inverse=True)
     return Snapshot(

@@ -46,12 +46,15 @@ def _lock_key(conn: sa.Connection, version: str) -> sa.ColumnElement[int]:
 
 @dataclass
 class Claim:
-    """A version held by this process; release() when the run ends, however it ends."""
+    """A version held by this process; release() when the run ends, however it ends.
+
+    ``run_id`` is set by :func:`start`, the first write of a run.
+    """
 
     version: str
-    run_id: int
     replacing: bool
     lock: sa.Connection
+    run_id: int | None = None
 
     def release(self) -> None:
         try:
@@ -62,24 +65,28 @@ class Claim:
             self.lock.close()
 
 
-def claim(engine: sa.Engine, version: str, *, replace: bool, params: dict[str, Any]) -> Claim:
-    """Take the version for this process or fail with a message saying why not."""
+def acquire(engine: sa.Engine, version: str, *, replace: bool) -> Claim:
+    """Take the version's lock for this process, or fail saying why not. Writes nothing."""
     validate_name(version)
     lock = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
-        got = lock.execute(
-            sa.select(sa.func.pg_try_advisory_lock(_lock_key(lock, version)))
-        ).scalar()
-        if not got:
+        key = _lock_key(lock, version)
+        if not lock.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar():
             raise VersionConflict(
                 f"version {version!r} is being written by another run{_owner(lock, version)}"
             )
-        with engine.begin() as conn:
-            replacing, run_id = _record_start(conn, version, replace, params)
+        versions = schema.model_versions
+        status = lock.execute(
+            sa.select(versions.c.status).where(versions.c.name == version)
+        ).scalar()
+        if status == "published" and not replace:
+            raise VersionConflict(
+                f"version {version!r} is already published; choose another name or pass --replace"
+            )
     except BaseException:
-        lock.close()
+        lock.close()  # closing the session releases its advisory lock
         raise
-    return Claim(version, run_id, replacing, lock)
+    return Claim(version, status == "published", lock)
 
 
 def _owner(conn: sa.Connection, version: str) -> str:
@@ -90,63 +97,48 @@ def _owner(conn: sa.Connection, version: str) -> str:
         .order_by(runs.c.run_id.desc())
         .limit(1)
     ).first()
-    return (
-        f" (pid {row.pid} on {row.host}, started {row.started_at:%Y-%m-%d %H:%M:%S %Z})"
-        if row
-        else ""
-    )
+    if row is None:
+        return ""
+    return f" (pid {row.pid} on {row.host}, started {row.started_at:%Y-%m-%d %H:%M:%S %Z})"
 
 
-def _record_start(
-    conn: sa.Connection, version: str, replace: bool, params: dict[str, Any]
-) -> tuple[bool, int]:
-    versions = schema.model_versions
-    status = conn.execute(
-        sa.select(versions.c.status).where(versions.c.name == version).with_for_update()
-    ).scalar()
-    replacing = status == "published"
-    if replacing and not replace:
-        raise VersionConflict(
-            f"version {version!r} is already published; choose another name or pass --replace"
-        )
-    if status is None:
+def start(engine: sa.Engine, claim: Claim, params: dict[str, Any]) -> int:
+    """Record the run: the version row becomes running (unless it is being replaced)."""
+    versions, runs = schema.model_versions, schema.version_runs
+    with engine.begin() as conn:
+        exists = conn.execute(
+            sa.select(versions.c.name).where(versions.c.name == claim.version).with_for_update()
+        ).first()
+        fresh = {
+            "status": "running",
+            "started_at": sa.func.now(),
+            "finished_at": None,
+            "error": None,
+            "params": params,
+            "data_stats": {},
+            "phase_seconds": {},
+        }
+        if exists is None:
+            conn.execute(sa.insert(versions).values(name=claim.version, **fresh))
+        elif not claim.replacing:  # failed, or running with no live owner: start afresh
+            conn.execute(sa.update(versions).where(versions.c.name == claim.version).values(fresh))
         conn.execute(
-            sa.insert(versions).values(
-                name=version, status="running", started_at=sa.func.now(), params=params
-            )
+            sa.update(runs)
+            .where(runs.c.version == claim.version, runs.c.status == "running")
+            .values(status="failed", finished_at=sa.func.now(), error="abandoned: its process died")
         )
-    elif not replacing:  # failed, or running with no live owner: start it afresh
-        conn.execute(
-            sa.update(versions)
-            .where(versions.c.name == version)
+        claim.run_id = conn.execute(
+            sa.insert(runs)
             .values(
+                version=claim.version,
                 status="running",
-                started_at=sa.func.now(),
-                finished_at=None,
-                error=None,
-                params=params,
-                data_stats={},
-                phase_seconds={},
+                replacing=claim.replacing,
+                host=socket.gethostname(),
+                pid=os.getpid(),
             )
-        )
-    runs = schema.version_runs
-    conn.execute(
-        sa.update(runs)
-        .where(runs.c.version == version, runs.c.status == "running")
-        .values(status="failed", finished_at=sa.func.now(), error="abandoned: its process died")
-    )
-    run_id = conn.execute(
-        sa.insert(runs)
-        .values(
-            version=version,
-            status="running",
-            replacing=replacing,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-        )
-        .returning(runs.c.run_id)
-    ).scalar_one()
-    return replacing, run_id
+            .returning(runs.c.run_id)
+        ).scalar_one()
+    return claim.run_id
 
 
 def mark_published(conn: sa.Connection, claim: Claim, record: dict[str, Any]) -> None:

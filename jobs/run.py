@@ -1,0 +1,165 @@
+"""``recsys-job run``: train, evaluate and publish one model version."""
+
+import os
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from recsys_jobs.context import JobContext, pass_job
+
+if TYPE_CHECKING:
+    from recsys.pipeline import RunConfig, RunResult
+
+_OPTION_NAMES = {
+    "model_version", "epochs", "dim", "layers", "batch_size", "learning_rate", "l2", "top_k",
+    "eval_k", "split", "test_ratio", "cutoff", "val_ratio", "patience", "min_rating", "seed",
+    "replace",
+}  # fmt: skip
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> Path | None:
+    """Use a TOML file's keys (the option names, - or _) as defaults; options still override."""
+    if path is None:
+        return None
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise click.BadParameter(f"{path}: {exc}") from None
+    settings = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(settings) - _OPTION_NAMES)
+    if unknown:
+        raise click.BadParameter(f"{path}: unknown keys {', '.join(unknown)}")
+    if isinstance(settings.get("eval_k"), list):
+        settings["eval_k"] = ",".join(str(k) for k in settings["eval_k"])
+    ctx.default_map = {**(ctx.default_map or {}), **settings}
+    return path
+
+
+def _cutoffs(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise click.BadParameter(f"cut-offs must be whole numbers of at least 1, got {text!r}")
+    return values
+
+
+def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
+
+
+@click.command()
+@click.option(
+    "--model-version", "model_version", required=True, help="Version name to publish, e.g. v3."
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=_load_config,
+    is_eager=True,
+    expose_value=False,
+    help='TOML file with any of these options (e.g. epochs = 30, split = "temporal").',
+)
+@click.option("--epochs", type=int, help="Maximum training epochs.  [default: from the model]")
+@click.option("--dim", type=int, help="Embedding size.  [default: 64]")
+@click.option("--layers", type=int, help="Propagation layers.  [default: 3]")
+@click.option("--batch-size", type=int, help="BPR triples per training step.")
+@click.option("--learning-rate", type=float, help="Adam learning rate.")
+@click.option(
+    "--l2", type=float, help="L2 weight on the batch's layer-0 embeddings.  [default: 1e-4]"
+)
+@click.option("--top-k", default=10, show_default=True, help="Recommendations written per user.")
+@click.option(
+    "--eval-k", default="10,20", show_default=True, callback=_cutoffs, help="Evaluation cut-offs."
+)
+@click.option(
+    "--split",
+    type=click.Choice(["stratified", "temporal", "leave-last"]),
+    default="stratified",
+    show_default=True,
+    help="stratified: per-user random test share; temporal: a global time cut; leave-last: "
+    "each user's latest rating.",
+)
+@click.option(
+    "--test-ratio", default=0.25, show_default=True, help="Test share (stratified, temporal)."
+)
+@click.option(
+    "--cutoff",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    callback=_utc,
+    help="Temporal split at this UTC time instead of a ratio.",
+)
+@click.option("--val-ratio", type=float, help="Validation share carved from training (0 = none).")
+@click.option(
+    "--patience", type=int, help="Epochs without a better validation NDCG before stopping."
+)
+@click.option(
+    "--min-rating", type=float, help="Count only ratings ≥ this as interactions.  [default: all]"
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed for split, initialisation and sampling."
+)
+@click.option("--replace", is_flag=True, help="Replace an already published version atomically.")
+@pass_job
+def run(job: JobContext, model_version: str, **options: object) -> None:
+    """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+    from recsys.pipeline import run as run_pipeline
+
+    config = _run_config(options)
+    engine = job.engine()
+    click.echo(f"run {model_version}: {_describe(config)}")
+    result = run_pipeline(
+        engine, model_version, config, replace=bool(options["replace"]), report=click.echo
+    )
+    click.echo(_summary(result))
+
+
+def _run_config(options: dict[str, object]) -> "RunConfig":
+    # Imported here, not at the top: TensorFlow takes seconds to load and only `run` needs it.
+    from recsys.pipeline import RunConfig
+    from recsys.train import TrainConfig
+
+    overrides = {
+        "max_epochs": options["epochs"],
+        "dim": options["dim"],
+        "n_layers": options["layers"],
+        "batch_size": options["batch_size"],
+        "learning_rate": options["learning_rate"],
+        "l2": options["l2"],
+        "val_ratio": options["val_ratio"],
+        "patience": options["patience"],
+        "seed": options["seed"],
+    }
+    train = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    return RunConfig(
+        train=train,
+        split=str(options["split"]),
+        test_ratio=float(options["test_ratio"]),
+        cutoff=options["cutoff"],
+        top_k=int(options["top_k"]),
+        eval_ks=options["eval_k"],
+        min_rating=options["min_rating"],
+    )
+
+
+def _describe(config: "RunConfig") -> str:
+    t = config.train
+    return (
+        f"{config.split} split, dim {t.dim}, {t.n_layers} layers, batch {t.batch_size}, "
+        f"lr {t.learning_rate:g}, l2 {t.l2:g}, ≤{t.max_epochs} epochs, seed {t.seed}"
+    )
+
+
+def _summary(result: "RunResult") -> str:
+    evaluation = result.evaluation
+    table = evaluation.pivot_table(index=["metric", "k"], columns="model", values="value")
+    lines = [f"published {result.version}: best epoch {result.best_epoch}"]
+    lines.append(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phase_seconds.items())
+    lines.append(f"seconds: {phases}; total {sum(result.phase_seconds.values()):.1f} s")
+    return "\n".join(lines)
