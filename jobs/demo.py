@@ -10,6 +10,9 @@ from recsys.ingest.movielens import parse_movielens
 from recsys.synthetic import generate
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.ingest import store
+from recsys_jobs.run import run
+
+DEMO_VERSION = "demo"
 
 
 @click.command()
@@ -20,11 +23,16 @@ from recsys_jobs.ingest import store
     help="Load this MovieLens release instead of the built-in synthetic data set.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the synthetic data set.")
+@click.option("--epochs", type=int, help="Cap training epochs (default: the model's).")
+@click.pass_context
 @pass_job
-def demo(job: JobContext, movielens_path: Path | None, seed: int) -> None:
-    """Migrate, load MovieLens or a synthetic data set, and show what was loaded."""
+def demo(
+    job: JobContext, ctx: click.Context, movielens_path: Path | None, seed: int, epochs: int | None
+) -> None:
+    """Migrate, load MovieLens or a synthetic data set, train and publish version 'demo'."""
     engine = job.engine(require_head=False)
     migrate.upgrade(engine, job.schema)
     started = time.perf_counter()
     data = parse_movielens(movielens_path) if movielens_path else generate(seed=seed)
     store(engine, data, started)
+    ctx.invoke(run, model_version=DEMO_VERSION, replace=True, epochs=epochs)

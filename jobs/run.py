@@ -38,14 +38,21 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     return path
 
 
-def _cutoffs(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in str(text).split(",") if part.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated whole numbers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise click.BadParameter(f"cut-offs must be whole numbers of at least 1, got {text!r}")
-    return values
+class _Cutoffs(click.ParamType):
+    """Comma-separated cut-offs such as ``10,20``."""
+
+    name = "K[,K...]"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, tuple):
+            return value
+        try:
+            values = tuple(int(part) for part in str(value).split(",") if part.strip())
+        except ValueError:
+            self.fail(f"expected comma-separated whole numbers, got {value!r}", param, ctx)
+        if not values or min(values) < 1:
+            self.fail(f"cut-offs must be whole numbers of at least 1, got {value!r}", param, ctx)
+        return values
 
 
 def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -> datetime | None:
@@ -74,7 +81,7 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
 )
 @click.option("--top-k", default=10, show_default=True, help="Recommendations written per user.")
 @click.option(
-    "--eval-k", default="10,20", show_default=True, callback=_cutoffs, help="Evaluation cut-offs."
+    "--eval-k", type=_Cutoffs(), default="10,20", show_default=True, help="Evaluation cut-offs."
 )
 @click.option(
     "--split",

@@ -39,6 +39,8 @@ def parse_url(raw: str) -> URL:
         ) from exc
     if url.get_backend_name() not in ("postgresql", "postgres"):
         raise RecsysError(f"only PostgreSQL is supported, not {url.get_backend_name()!r}")
+    if url.password == "":
+        url = url.set(password=None)
     return url.set(drivername="postgresql+psycopg")
 
 

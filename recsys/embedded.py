@@ -6,6 +6,7 @@ that what one command loads the next one finds.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 
@@ -22,9 +23,12 @@ def embedded_url(pgdata: Path | None = None) -> str:
 
     The server stops when the last process using it exits.
     """
-    import pgserver  # imported here: starting it is slow and only this path needs it
-
     directory = pgdata or recsys_home() / "pgdata"
     directory.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(directory, cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers); its fallback works.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported here: only this path needs it
+
+        server = pgserver.get_server(directory, cleanup_mode="stop")
     return server.get_uri()
