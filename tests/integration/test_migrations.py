@@ -84,7 +84,12 @@ def test_require_head_refuses_unmigrated_schema(bare_engine: sa.Engine, schema: 
 def test_commands_refuse_schema_not_at_head(bare_engine, database_url, schema, tmp_path) -> None:
     ratings = tmp_path / "ratings.csv"
     ratings.write_text("user_id,item_id,rating\n1,10,4\n")
-    args = ["--database-url", database_url.render_as_string(hide_password=False), "--schema", schema]
+    args = [
+        "--database-url",
+        database_url.render_as_string(hide_password=False),
+        "--schema",
+        schema,
+    ]
     runner = CliRunner()
 
     result = runner.invoke(main, [*args, "ingest", "csv", "--ratings", str(ratings)])
@@ -98,7 +103,9 @@ def test_commands_refuse_schema_not_at_head(bare_engine, database_url, schema, t
     assert f"{migrate.head_revision()} (at head)" in current.stdout
 
     with bare_engine.begin() as conn:
-        conn.execute(sa.text(f'UPDATE "{schema}".alembic_version SET version_num = :v'), {"v": "0000"})
+        conn.execute(
+            sa.text(f'UPDATE "{schema}".alembic_version SET version_num = :v'), {"v": "0000"}
+        )
     stale = runner.invoke(main, [*args, "ingest", "csv", "--ratings", str(ratings)])
     assert stale.exit_code == SchemaNotAtHead.exit_code
     assert "at revision 0000" in stale.stderr
