@@ -159,13 +159,22 @@ def mark_published(conn: sa.Connection, claim: Claim, record: dict[str, Any]) ->
 
 
 def mark_failed(engine: sa.Engine, claim: Claim, error: str) -> None:
-    """Record a failed run; a failed replacement leaves the published version as it was."""
+    """Record a failed run; a failed replacement leaves the published version as it was.
+
+    Only rows still ``running`` change: a failure after the publishing transaction committed
+    cannot take back what readers already see, so it must not mark that version failed.
+    """
+    versions, runs = schema.model_versions, schema.version_runs
     with engine.begin() as conn:
-        _finish_run(conn, claim.run_id, "failed", error)
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.run_id == claim.run_id, runs.c.status == "running")
+            .values(status="failed", finished_at=sa.func.now(), error=error)
+        )
         if not claim.replacing:
             conn.execute(
-                sa.update(schema.model_versions)
-                .where(schema.model_versions.c.name == claim.version)
+                sa.update(versions)
+                .where(versions.c.name == claim.version, versions.c.status == "running")
                 .values(status="failed", finished_at=sa.func.now(), error=error)
             )
 
