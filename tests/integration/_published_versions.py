@@ -1,0 +1,90 @@
+"""Databases with published versions, for the tests of what analysts and the lifecycle see.
+
+``two_versions``: the synthetic ratings of ``_run_data`` and two versions trained with different
+settings (a few seconds). ``publish_outputs``: a version published through the real registry and
+publish code but with a handful of made-up output rows — no training — for tests that need many
+versions or a version published at a particular moment (prune, the reader role).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+from sqlalchemy.engine import URL
+
+from recsys import registry
+from recsys.bulk import array_literal
+from recsys.pipeline import run
+from recsys.publish import publish
+from recsys_jobs.cli import main
+from tests.integration._run_data import fast_config, populated_schema
+
+#: The two versions of ``two_versions``; v2 is published last.
+V1, V2 = "v1", "v2"
+TOP_K = 10
+
+
+@contextmanager
+def two_versions(database_url: URL) -> Iterator[tuple[sa.Engine, str]]:
+    """A schema with the synthetic ratings and versions v1 and v2 published (no alias set)."""
+    with populated_schema(database_url) as (engine, name):
+        run(engine, V1, fast_config(seed=1), report=lambda _line: None)
+        run(engine, V2, fast_config(seed=2, test_ratio=0.2), report=lambda _line: None)
+        yield engine, name
+
+
+def publish_outputs(engine: sa.Engine, version: str, users: int = 3, items: int = 4) -> int:
+    """Publish ``version`` with tiny outputs for users 1..users and movies 1..items; its run id."""
+    claim = registry.acquire(engine, version, replace=False)
+    try:
+        registry.start(engine, claim, {"dim": 2})
+        user_ids, movie_ids = np.arange(1, users + 1), np.arange(1, items + 1)
+        outputs = {
+            "training_history": pd.DataFrame(
+                {
+                    "epoch": [1],
+                    "loss": [0.69],
+                    "validation_metric": ["ndcg@10"],
+                    "validation_value": [0.1],
+                    "seconds": [0.1],
+                }
+            ),
+            "evaluation_results": pd.DataFrame(
+                {
+                    "model": ["lightgcn", "popularity"],
+                    "metric": ["ndcg", "ndcg"],
+                    "k": [10, 10],
+                    "value": [0.2, 0.1],
+                    "users_counted": [users, users],
+                }
+            ),
+            "user_embeddings": pd.DataFrame(
+                {"user_id": user_ids, "embedding": [array_literal(np.ones(2))] * users}
+            ),
+            "item_embeddings": pd.DataFrame(
+                {"movie_id": movie_ids, "embedding": [array_literal(np.ones(2))] * items}
+            ),
+            "recommendations": pd.DataFrame(
+                {
+                    "user_id": np.repeat(user_ids, 2),
+                    "rank": np.tile([1, 2], users),
+                    "movie_id": np.tile(movie_ids[:2], users),
+                    "score": 1.0,
+                    "source": "model",
+                }
+            ),
+        }
+        record = {"data_stats": {"users": users}, "phase_seconds": {}, "code_version": "test"}
+        publish(engine, claim, outputs, record)
+        return claim.run_id
+    finally:
+        claim.release()
+
+
+def cli(database_url: URL, schema: str, *args: str) -> Result:
+    """``recsys-job --database-url ... --schema ... ARGS`` in this process."""
+    url = database_url.render_as_string(hide_password=False)
+    return CliRunner().invoke(main, ["--database-url", url, "--schema", schema, *args])

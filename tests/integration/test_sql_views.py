@@ -1,0 +1,168 @@
+"""The views in ``sql/views/`` against a schema with two published versions of real runs."""
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from recsys import aliases, migrate, schema, sqlfiles, views
+from recsys.bulk import schema_of
+from recsys.metrics import METRICS
+from tests.integration._published_versions import TOP_K, V1, V2, two_versions
+from tests.integration._run_data import N_USERS, UNRATED_USERS
+
+
+@pytest.fixture(scope="module")
+def published(database_url: URL) -> Iterator[sa.Engine]:
+    with two_versions(database_url) as (engine, _name):
+        yield engine
+
+
+@pytest.fixture
+def db(published: sa.Engine) -> Iterator[sa.Engine]:
+    """The shared schema; aliases a test sets are removed afterwards."""
+    yield published
+    with published.begin() as conn:
+        conn.execute(sa.delete(schema.version_aliases))
+
+
+def _rows(conn: sa.Connection, query: str, **params: object) -> list[sa.Row]:
+    sqlfiles.use_schema(conn)
+    return conn.execute(sa.text(query), params).all()
+
+
+def test_migration_creates_every_view_file_in_the_schema(db: sa.Engine) -> None:
+    with db.connect() as conn:
+        created = sa.inspect(conn).get_view_names(schema=schema_of(conn))
+    assert sorted(created) == sqlfiles.names("views")
+
+
+def test_views_read_only_tables_of_their_own_schema(db: sa.Engine) -> None:
+    """Names were resolved in the configured schema when the views were created."""
+    with db.connect() as conn:
+        namespaces = conn.execute(
+            sa.text(
+                "SELECT DISTINCT rn.nspname FROM pg_rewrite r"
+                " JOIN pg_class v ON v.oid = r.ev_class"
+                " JOIN pg_namespace vn ON vn.oid = v.relnamespace"
+                " JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass"
+                " JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid"
+                " JOIN pg_namespace rn ON rn.oid = t.relnamespace"
+                " WHERE vn.nspname = :schema AND v.relkind = 'v'"
+            ),
+            {"schema": schema_of(conn)},
+        ).scalars()
+        assert set(namespaces) == {schema_of(conn)}
+
+
+def test_declared_views_match_the_database(db: sa.Engine) -> None:
+    with db.connect() as conn:
+        inspector = sa.inspect(conn)
+        for view in views.metadata.tables.values():
+            found = [c["name"] for c in inspector.get_columns(view.name, schema=schema_of(conn))]
+            assert found == [c.name for c in view.columns], view.name
+
+
+def test_downgrade_drops_the_views_and_upgrade_restores_them(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        name = schema_of(conn)
+    migrate.downgrade(engine, name, "0001")
+    assert sa.inspect(engine).get_view_names(schema=name) == []
+    migrate.upgrade(engine, name)
+    assert sorted(sa.inspect(engine).get_view_names(schema=name)) == sqlfiles.names("views")
+
+
+def test_published_recommendations_have_titles_and_fallbacks(db: sa.Engine) -> None:
+    with db.connect() as conn:
+        counts = _rows(
+            conn,
+            "SELECT version, count(*) AS n, count(title) AS titled, count(DISTINCT user_id) AS users"
+            " FROM published_recommendations GROUP BY version ORDER BY version",
+        )
+        fallback = _rows(
+            conn,
+            "SELECT DISTINCT source FROM published_recommendations WHERE user_id = ANY(:users)",
+            users=list(UNRATED_USERS),
+        )
+    assert [tuple(r) for r in counts] == [
+        (version, TOP_K * N_USERS, TOP_K * N_USERS, N_USERS) for version in (V1, V2)
+    ]
+    assert [r.source for r in fallback] == ["fallback"]
+
+
+def test_views_never_show_an_unpublished_version(db: sa.Engine) -> None:
+    with db.connect() as conn:
+        conn.execute(
+            sa.update(schema.model_versions)
+            .where(schema.model_versions.c.name == V2)
+            .values(status="failed")
+        )
+        for view in ("published_recommendations", "evaluation_vs_baseline", "current_aliases"):
+            assert {r.version for r in _rows(conn, f"SELECT DISTINCT version FROM {view}")} == {
+                V1
+            }, view
+        served = _rows(conn, "SELECT DISTINCT version FROM production_recommendations")
+        assert [r.version for r in served] == [V1]
+        conn.rollback()
+
+
+def test_production_is_the_latest_published_until_an_alias_is_set(db: sa.Engine) -> None:
+    with db.connect() as conn:
+        assert [
+            tuple(r) for r in _rows(conn, "SELECT alias, version, resolved_by FROM current_aliases")
+        ] == [("production", V2, "latest published")]
+        assert _served(conn) == {V2}
+
+    aliases.promote(db, V1)
+    aliases.promote(db, V2, "staging")
+    with db.connect() as conn:
+        assert _served(conn) == {V1}
+        by_alias = _rows(
+            conn,
+            "SELECT alias, array_agg(DISTINCT version) AS versions, count(*) AS n"
+            " FROM alias_recommendations GROUP BY alias ORDER BY alias",
+        )
+        assert [tuple(r) for r in by_alias] == [
+            ("production", [V1], TOP_K * N_USERS),
+            ("staging", [V2], TOP_K * N_USERS),
+        ]
+
+
+def test_alias_history_records_each_move(db: sa.Engine) -> None:
+    for version in (V1, V2, V1):
+        aliases.promote(db, version)
+    with db.connect() as conn:
+        history = _rows(
+            conn,
+            "SELECT * FROM alias_history WHERE alias = 'production' ORDER BY valid_from",
+        )
+    assert [(h.previous_version, h.version) for h in history] == [(None, V1), (V1, V2), (V2, V1)]
+    assert [h.is_current for h in history] == [False, False, True]
+    assert history[0].valid_to == history[1].valid_from
+    assert history[1].valid_to == history[2].valid_from
+    assert history[2].valid_to is None
+    assert {h.version_status for h in history} == {"published"}
+
+
+def test_evaluation_sits_beside_the_baseline_with_the_lift(db: sa.Engine) -> None:
+    with db.connect() as conn:
+        rows = _rows(conn, "SELECT * FROM evaluation_vs_baseline ORDER BY version, k, metric")
+        stored = {
+            (r.version, r.model, r.metric, r.k): r.value
+            for r in conn.execute(sa.select(schema.evaluation_results))
+        }
+    assert len(rows) == 2 * len(METRICS) * 2  # two versions, every metric at k = 10 and 20
+    for r in rows:
+        assert r.model == "lightgcn"
+        assert r.value == stored[r.version, "lightgcn", r.metric, r.k]
+        assert r.baseline_value == stored[r.version, "popularity", r.metric, r.k]
+        assert r.lift == pytest.approx(r.value - r.baseline_value)
+        assert r.relative_lift == pytest.approx(r.value / r.baseline_value - 1)
+        assert r.users_counted > 0
+
+
+def _served(conn: sa.Connection) -> set[str]:
+    return {
+        r.version for r in _rows(conn, "SELECT DISTINCT version FROM production_recommendations")
+    }
