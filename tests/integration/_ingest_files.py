@@ -47,8 +47,8 @@ class Rating(NamedTuple):
 
 
 # Genres in ML-100K flag order; ages are ML-1M age-group codes and occupations ML-1M's names, so
-# the same values are valid in every layout. The accent checks latin-1 and UTF-8 decoding, the
-# comma CSV quoting, the leading zero that zip codes stay text.
+# the same values are valid in every layout. The accent tests latin-1 and UTF-8 decoding, the
+# comma CSV quoting, and the leading zero that zip codes are kept as text.
 MOVIES = (
     Movie(10, "Toy Story (1995)", ("Animation", "Children's", "Comedy"), 1995),
     Movie(20, "American President, The (1995)", ("Comedy", "Drama", "Romance"), 1995),
@@ -67,8 +67,6 @@ RATINGS = (
     Rating(3, 20, 2.0, 978824291),
 )
 LAYOUTS = ("ml-100k", "ml-1m", "ml-latest")
-#: The ratings file of each layout: the one that bad-input cases most often edit.
-RATINGS_FILE = {"ml-100k": "u.data", "ml-1m": "ratings.dat", "ml-latest": "ratings.csv"}
 ENCODING = {"ml-100k": "latin-1", "ml-1m": "latin-1", "ml-latest": "utf-8"}
 
 

@@ -45,6 +45,7 @@ def ok(result: Result) -> Result:
 
 
 def counts(engine: sa.Engine) -> dict[str, int]:
+    """Rows in each input table, as the ingest report counts them."""
     with engine.connect() as conn:
         return {
             t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
@@ -68,6 +69,7 @@ def catalogue_ratings() -> list[tuple[object, ...]]:
 
 
 def utc(text: str) -> datetime:
+    """An ISO 8601 time as UTC, which is how the expected rows are written."""
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
