@@ -45,7 +45,12 @@ def parse_url(raw: str) -> URL:
 
 
 def masked(url: URL) -> str:
-    """The URL as the user would write it, with any password replaced by ``***``."""
+    """The URL as the user would write it, with any password replaced by ``***``.
+
+    libpq also takes a password as a ``?password=`` query parameter; that is masked too.
+    """
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
     return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
@@ -91,4 +96,7 @@ def _reason(exc: sa.exc.OperationalError, url: URL) -> str:
     """The driver's first line of complaint, with the password scrubbed should it appear."""
     lines = str(exc.orig).strip().splitlines()
     reason = lines[0] if lines else type(exc.orig).__name__
-    return reason.replace(url.password, "***") if url.password else reason
+    for secret in (url.password, url.query.get("password")):
+        if isinstance(secret, str) and secret:
+            reason = reason.replace(secret, "***")
+    return reason

@@ -65,8 +65,7 @@ def read_table(
     empty = True
     for chunk, first in read_chunks(source, progress):
         empty = False
-        if dialect.encoding == "utf-8":
-            _check_utf8(chunk, first, source.name)
+        _check_bytes(chunk, first, source.name, dialect.encoding)
         if header is None:
             head, _, chunk = chunk.partition(b"\n")
             header = _parse_header(head, dialect)
@@ -90,7 +89,14 @@ def read_table(
     return Table(source.name, header if has_header else None, columns, np.concatenate(lines))
 
 
-def _check_utf8(chunk: bytes, first: int, name: str) -> None:
+def _check_bytes(chunk: bytes, first: int, name: str, encoding: str) -> None:
+    """Reject bytes PostgreSQL text cannot hold: invalid UTF-8, and NUL in any encoding."""
+    nul = chunk.find(b"\x00")
+    if nul >= 0:
+        line = first + chunk.count(b"\n", 0, nul)
+        raise InputError("NUL character (PostgreSQL text cannot hold it)", name, line, "\x00")
+    if encoding != "utf-8":
+        return
     try:
         chunk.decode("utf-8")
     except UnicodeDecodeError as exc:

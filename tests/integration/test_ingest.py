@@ -385,11 +385,6 @@ def test_unreachable_database_is_one_line_and_exit_3(tmp_path: Path) -> None:
     assert errors[0].startswith("error: cannot connect to postgresql://someone:***@127.0.0.1:1/")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: recsys.database.masked() hides the URL's password field but not a "
-    "?password=... query parameter, which psycopg accepts as the password",
-)
 def test_password_given_as_query_parameter_is_masked(tmp_path: Path) -> None:
     password = f"Secret-{uuid.uuid4().hex}"
     url = make_url(f"postgresql://someone@127.0.0.1:1/nowhere?password={password}")

@@ -167,11 +167,6 @@ def test_bad_input_exits_2_naming_file_line_and_value_and_changes_nothing(
     assert table_checksums(engine, schema) == populated
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a NUL character passes the parsers, PostgreSQL's COPY rejects it, and the CLI "
-    "shows a traceback with exit 1 instead of naming file, line and value with exit 2",
-)
 def test_nul_character_in_text_is_reported_as_bad_input(
     engine: sa.Engine, database_url: URL, schema: str, tmp_path: Path, populated: Checksums
 ) -> None:
