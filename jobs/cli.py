@@ -9,7 +9,11 @@ from recsys_jobs.context import JobContext
 from recsys_jobs.db import db
 from recsys_jobs.demo import demo
 from recsys_jobs.ingest import ingest
+from recsys_jobs.promote import promote
+from recsys_jobs.prune import prune
+from recsys_jobs.recommend import recommend
 from recsys_jobs.run import run
+from recsys_jobs.versions import compare, list_versions, show
 
 #: Exit code for bad input files (RecsysError subclasses carry their own codes).
 INPUT_ERROR_EXIT = 2
@@ -54,3 +58,9 @@ main.add_command(db)
 main.add_command(ingest)
 main.add_command(demo)
 main.add_command(run)
+main.add_command(list_versions)
+main.add_command(show)
+main.add_command(compare)
+main.add_command(promote)
+main.add_command(prune)
+main.add_command(recommend)

@@ -1,0 +1,33 @@
+"""``recsys-job recommend``: one user's list, with titles."""
+
+import click
+
+from recsys import recommend as recommending
+from recsys_jobs.context import JobContext, pass_job
+from recsys_jobs.output import emit_json, json_option, table
+
+
+@click.command()
+@click.option("--user", "user_id", required=True, type=int, help="User id.")
+@click.option("--version", help="A published version.")
+@click.option("--alias", help="An alias (default: production, else the latest published).")
+@json_option
+@pass_job
+def recommend(
+    job: JobContext, user_id: int, version: str | None, alias: str | None, as_json: bool
+) -> None:
+    """Show a user's recommendations from a version or an alias."""
+    if version and alias:
+        raise click.UsageError("give --version or --alias, not both")
+    with job.engine().connect() as conn:
+        found = recommending.for_user(conn, user_id, version=version, alias=alias)
+    if as_json:
+        emit_json(found)
+        return
+    via = ""
+    if found.alias:
+        how = "" if found.resolved_by == "alias" else f" not set: {found.resolved_by}"
+        via = f" (alias {found.alias}{how})"
+    click.echo(f"user {user_id}, version {found.version}{via}")
+    rows = [[r.rank, r.title, r.genres or [], r.score, r.source] for r in found.items]
+    click.echo(table(["rank", "title", "genres", "score", "source"], rows))

@@ -1,0 +1,143 @@
+"""``recsys-job versions``, ``show`` and ``compare``: read the version registry."""
+
+import click
+
+from recsys import versions
+from recsys.versions import Alias, Comparison, VersionDetails, VersionSummary
+from recsys_jobs.context import JobContext, pass_job
+from recsys_jobs.output import cell, duration, emit_json, json_option, percent, table
+
+
+@click.command("versions")
+@json_option
+@pass_job
+def list_versions(job: JobContext, as_json: bool) -> None:
+    """List versions: status, created, duration, headline metrics, aliases.
+
+    A running version whose process died is shown as 'stale' (see `recsys-job prune`).
+    """
+    with job.engine().connect() as conn:
+        found = versions.list_versions(conn)
+    if as_json:
+        emit_json(found)
+    elif not found:
+        click.echo("no versions yet; publish one with `recsys-job run --model-version V`")
+    else:
+        click.echo(_versions_table(found))
+
+
+def _versions_table(found: list[VersionSummary]) -> str:
+    headers = ["version", "status", "created", "duration", "k", *versions.HEADLINE_METRICS]
+    rows = []
+    for v in found:
+        by_metric = {m.metric: m for m in v.metrics}
+        ndcg = by_metric.get("ndcg")
+        rows.append(
+            [
+                v.name,
+                v.status,
+                v.created_at,
+                duration(v.seconds),
+                v.metrics[0].k if v.metrics else None,
+                *(
+                    by_metric[m].value if m in by_metric else None
+                    for m in versions.HEADLINE_METRICS
+                ),
+                percent(ndcg.relative_lift) if ndcg else "-",
+                _aliases(v.aliases),
+            ]
+        )
+    return table([*headers, "ndcg vs popularity", "aliases"], rows)
+
+
+def _aliases(aliases: list[Alias]) -> str:
+    return ", ".join(
+        a.alias if a.resolved_by == "alias" else f"{a.alias} ({a.resolved_by})" for a in aliases
+    )
+
+
+@click.command()
+@click.argument("version")
+@json_option
+@pass_job
+def show(job: JobContext, version: str, as_json: bool) -> None:
+    """Show VERSION: settings, data statistics, code version, seconds per phase, all metrics."""
+    with job.engine().connect() as conn:
+        found = versions.details(conn, version)
+    if as_json:
+        emit_json(found)
+    else:
+        click.echo(_details_text(found))
+
+
+def _details_text(v: VersionDetails) -> str:
+    aliases = f"; alias {_aliases(v.aliases)}" if v.aliases else ""
+    lines = [
+        f"version {v.name}: {v.status}{aliases}",
+        f"created {cell(v.created_at)}, started {cell(v.started_at)}, "
+        f"finished {cell(v.finished_at)}, published {cell(v.published_at)}; "
+        f"took {duration(v.seconds)}, {v.epochs} epochs",
+        f"code version: {v.code_version or '-'}",
+    ]
+    if v.error:
+        lines.append(f"error: {v.error}")
+    for title, values in (("settings", v.params), ("data", v.data_stats)):
+        if values:
+            rows = [[name, _setting(values[name])] for name in sorted(values)]
+            lines += ["", f"{title}:", _indent(table(["name", "value"], rows))]
+    if v.phase_seconds:
+        phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in v.phase_seconds.items())
+        lines += ["", f"seconds per phase: {phases}"]
+    if v.metrics:
+        rows = [
+            [m.model, m.metric, m.k, m.value, m.baseline_value, m.lift, percent(m.relative_lift)]
+            for m in v.metrics
+        ]
+        headers = ["model", "metric", "k", "value", "popularity", "lift", "relative"]
+        lines += ["", f"metrics (users counted: {v.metrics[0].users_counted}):"]
+        lines.append(_indent(table(headers, rows)))
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("version_a")
+@click.argument("version_b")
+@click.option(
+    "--k", default=10, show_default=True, type=click.IntRange(min=1), help="Overlap cut-off."
+)
+@json_option
+@pass_job
+def compare(job: JobContext, version_a: str, version_b: str, k: int, as_json: bool) -> None:
+    """Compare two published versions: metric deltas (B - A), overlap, differing settings."""
+    with job.engine().connect() as conn:
+        found = versions.compare(conn, version_a, version_b, k)
+    if as_json:
+        emit_json(found)
+    else:
+        click.echo(_comparison_text(found))
+
+
+def _comparison_text(c: Comparison) -> str:
+    a, b = c.version_a, c.version_b
+    rows = [[d.metric, d.k, d.value_a, d.value_b, d.delta, percent(d.relative)] for d in c.metrics]
+    o = c.overlap
+    lines = [
+        f"{a} → {b}",
+        table(["metric", "k", a, b, "delta", "change"], rows),
+        "",
+        f"recommendation overlap @{o.k}: mean Jaccard {cell(o.mean_jaccard)} over {o.users} "
+        f"users; identical top-{o.k} sets for {percent(o.identical_share).lstrip('+')} of them",
+    ]
+    if c.params:
+        lines += ["", "settings that differ:"]
+        lines.append(_indent(table(["name", a, b], [[k, *pair] for k, pair in c.params.items()])))
+    return "\n".join(lines)
+
+
+def _setting(value: object) -> str:
+    """Settings as given (a learning rate of 1e-05 must not print as 0.0000)."""
+    return str(value) if isinstance(value, float) else cell(value)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())

@@ -1,0 +1,55 @@
+"""Aliases (``production``, ``staging``, ...) name the version readers should use.
+
+Moving an alias is one transaction: the current row of ``version_aliases`` gets its ``valid_to``
+and a new row starts at the same instant, so the history has no gaps or overlaps and readers of
+the views see the old version or the new one, never neither. A transaction-level advisory lock on
+the alias orders concurrent moves, and the target's registry row is held FOR SHARE so ``prune``
+cannot remove it between the check and the commit.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from recsys import schema
+from recsys.bulk import schema_of
+from recsys.errors import RecsysError
+from recsys.versions import require_published
+
+DEFAULT_ALIAS = "production"
+_NAME = re.compile(schema.VERSION_NAME_PATTERN)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """An alias move; ``at`` is when the alias started pointing at ``version``."""
+
+    alias: str
+    version: str
+    previous: str | None
+    at: datetime
+    changed: bool
+
+
+def promote(engine: sa.Engine, version: str, alias: str = DEFAULT_ALIAS) -> Promotion:
+    """Point ``alias`` at the published ``version``, recording the move in the history."""
+    if not _NAME.fullmatch(alias):
+        raise RecsysError(
+            f"alias {alias!r} is not allowed: use 1-63 letters, digits, '.', '_' or '-'"
+        )
+    aliases = schema.version_aliases
+    current = (aliases.c.alias == alias) & aliases.c.valid_to.is_(None)
+    with engine.begin() as conn:
+        key = sa.func.hashtextextended(f"recsys:{schema_of(conn)}:alias:{alias}", 0)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        require_published(conn, version, lock=True)
+        held = conn.execute(sa.select(aliases.c.version, aliases.c.valid_from).where(current))
+        previous, since = held.first() or (None, None)
+        if previous == version:
+            return Promotion(alias, version, previous, since, changed=False)
+        at = conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
+        conn.execute(sa.update(aliases).where(current).values(valid_to=at))
+        conn.execute(sa.insert(aliases).values(alias=alias, valid_from=at, version=version))
+    return Promotion(alias, version, previous, at, changed=True)
