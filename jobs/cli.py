@@ -8,6 +8,7 @@ from recsys.ingest.errors import InputError
 from recsys_jobs.context import JobContext
 from recsys_jobs.db import db
 from recsys_jobs.demo import demo
+from recsys_jobs.grants import grant_reader
 from recsys_jobs.ingest import ingest
 from recsys_jobs.promote import promote
 from recsys_jobs.prune import prune
@@ -64,3 +65,4 @@ main.add_command(compare)
 main.add_command(promote)
 main.add_command(prune)
 main.add_command(recommend)
+db.add_command(grant_reader)
