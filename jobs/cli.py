@@ -13,6 +13,7 @@ from recsys_jobs.ingest import ingest
 from recsys_jobs.promote import promote
 from recsys_jobs.prune import prune
 from recsys_jobs.recommend import recommend
+from recsys_jobs.report import report
 from recsys_jobs.run import run
 from recsys_jobs.versions import compare, list_versions, show
 
@@ -65,4 +66,5 @@ main.add_command(compare)
 main.add_command(promote)
 main.add_command(prune)
 main.add_command(recommend)
+main.add_command(report)
 db.add_command(grant_reader)
