@@ -1,0 +1,75 @@
+"""Held-out evaluation of the model beside the popularity baseline.
+
+Public API:
+    EvaluationRow(model, metric, k, value, n_users)      one result line ("model"|"baseline")
+    embedding_metrics(user_emb, item_emb, exclude, relevant, ks) -> RankingMetrics
+    evaluate(user_emb, item_emb, train_users, train_items, test_users, test_items, ks=(10,))
+        -> list[EvaluationRow]
+
+Only users with at least one test item are scored; each one's training items are excluded
+from its ranking, so a model is never rewarded for recommending what the user already has.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.baseline import popularity_scores
+from recsys.graph import interaction_matrix
+from recsys.metrics import METRICS, RankingMetrics, ranking_metrics
+from recsys.scoring import top_k_embeddings, top_k_shared
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """One figure: ``value`` of ``metric``@``k`` for ``model``, averaged over ``n_users``."""
+
+    model: str
+    metric: str
+    k: int
+    value: float
+    n_users: int
+
+
+def embedding_metrics(
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    exclude: sp.csr_matrix,
+    relevant: sp.csr_matrix,
+    ks: Sequence[int],
+) -> RankingMetrics:
+    """Rank by embedding dot product for users with relevant items, then score the lists."""
+    users = np.flatnonzero(np.diff(relevant.indptr))
+    items, _ = top_k_embeddings(user_emb, item_emb, max(ks), exclude=exclude, users=users)
+    return ranking_metrics(items, relevant, ks, users=users)
+
+
+def evaluate(
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    train_users: np.ndarray,
+    train_items: np.ndarray,
+    test_users: np.ndarray,
+    test_items: np.ndarray,
+    ks: Sequence[int] = (10,),
+) -> list[EvaluationRow]:
+    """Rows for every metric in ``metrics.METRICS`` and cut-off, model first, then baseline."""
+    n_users, n_items = len(user_emb), len(item_emb)
+    exclude = interaction_matrix(train_users, train_items, n_users, n_items)
+    relevant = interaction_matrix(test_users, test_items, n_users, n_items)
+    users = np.flatnonzero(np.diff(relevant.indptr))
+    popular, _ = top_k_shared(
+        popularity_scores(train_items, n_items), n_users, max(ks), exclude=exclude, users=users
+    )
+    results = {
+        "model": embedding_metrics(user_emb, item_emb, exclude, relevant, ks),
+        "baseline": ranking_metrics(popular, relevant, ks, users=users),
+    }
+    return [
+        EvaluationRow(name, metric, k, result.values[(metric, k)], result.n_users)
+        for name, result in results.items()
+        for k in ks
+        for metric in METRICS
+    ]

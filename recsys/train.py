@@ -1,0 +1,147 @@
+"""Training loop: BPR epochs, cosine learning-rate decay, optional early stopping.
+
+Public API:
+    TrainConfig(...)      frozen dataclass; its defaults are the tuned settings (see below)
+    EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
+    TrainResult(model, history, best_epoch)
+    fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None) -> TrainResult
+
+Defaults, measured on ML-100K (stratified 75/25, seeds 1-3, 2 cores; bench/quality.py):
+batch 4096 with learning rate 0.05 decayed by a cosine to 0 over 40 epochs and L2 1e-3
+reach NDCG@10 ≈ 0.47 in ≈ 15 s of fitting. A full-graph propagation costs the same for any
+batch size, so large batches with a high rate buy quality per second; the cosine decay
+removes the late-epoch noise of a high constant rate; L2 1e-4 overfits at these rates
+(NDCG peaks near 0.46 at epoch ~35 and falls). ``val_ratio`` defaults to 0: carving 10% of
+the training part out for validation cost ≈ 0.015 NDCG@10, and with the decaying rate the
+last epoch was the best in every measured run, so early stopping had nothing to save.
+Set ``val_ratio > 0`` to monitor/early-stop (e.g. on unfamiliar data); the best epoch's
+weights are then kept, without retraining on the validation part.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys import split
+from recsys.evaluate import embedding_metrics
+from recsys.graph import interaction_matrix, normalized_adjacency
+from recsys.model import LightGCN
+from recsys.sampler import BprSampler
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """LightGCN training settings.
+
+    dim, n_layers: embedding size and propagation depth (paper: 64, 3).
+    l2: weight of the layer-0 L2 penalty on each batch's embeddings.
+    learning_rate: Adam's initial rate, decayed by a half cosine to 0 at ``max_epochs``.
+    batch_size: triples per step; an epoch has as many triples as training interactions.
+    max_epochs: epochs to train (fewer if early stopping fires).
+    val_ratio: share of each user's training interactions held out for validation;
+        0 disables validation and early stopping.
+    patience: epochs without a better validation NDCG@eval_k before stopping.
+    eval_k: cut-off of the validation NDCG.
+    seed: seeds the validation split, the initial embeddings and the sampler.
+    """
+
+    dim: int = 64
+    n_layers: int = 3
+    l2: float = 1e-3
+    learning_rate: float = 0.05
+    batch_size: int = 4096
+    max_epochs: int = 40
+    val_ratio: float = 0.0
+    patience: int = 5
+    eval_k: int = 10
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One epoch: mean training loss, validation NDCG@eval_k (None without validation)."""
+
+    epoch: int
+    loss: float
+    val_ndcg: float | None
+    learning_rate: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """The trained model (at its best epoch's weights), per-epoch history, best epoch."""
+
+    model: LightGCN
+    history: list[EpochStats]
+    best_epoch: int
+
+
+def cosine_rate(config: TrainConfig, epoch: int) -> float:
+    """Learning rate of 1-based ``epoch``: the initial rate at epoch 1, near 0 at the last."""
+    return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / config.max_epochs))
+
+
+def fit(
+    users: np.ndarray,
+    items: np.ndarray,
+    n_users: int,
+    n_items: int,
+    config: TrainConfig = TrainConfig(),
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> TrainResult:
+    """Train LightGCN on the given training interactions (contiguous indices).
+
+    With ``val_ratio > 0`` a per-user validation set is carved out of them, the model
+    trains on the rest, and training stops after ``patience`` epochs without a better
+    validation NDCG@eval_k; the best epoch's weights are restored. Otherwise all of them
+    train for ``max_epochs`` epochs and the last epoch is the result.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    rng = np.random.default_rng(config.seed)
+    fit_users, fit_items = users, items
+    if config.val_ratio > 0:
+        fit_idx, val_idx = split.validation(users, np.arange(len(users)), config.val_ratio, rng)
+        fit_users, fit_items = users[fit_idx], items[fit_idx]
+        exclude = interaction_matrix(fit_users, fit_items, n_users, n_items)
+        relevant = interaction_matrix(users[val_idx], items[val_idx], n_users, n_items)
+    model = LightGCN(
+        normalized_adjacency(fit_users, fit_items, n_users, n_items),
+        n_users,
+        n_items,
+        dim=config.dim,
+        n_layers=config.n_layers,
+        l2=config.l2,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
+    )
+    sampler = BprSampler(fit_users, fit_items, n_items, rng)
+    history: list[EpochStats] = []
+    best_epoch, best_score, best_weights = 0, -math.inf, None
+    for epoch in range(1, config.max_epochs + 1):
+        started = time.perf_counter()
+        rate = cosine_rate(config, epoch)
+        model.learning_rate.assign(rate)
+        losses = [model.train_step(*batch)[0] for batch in sampler.epoch(config.batch_size)]
+        loss = float(np.mean([float(x) for x in losses])) if losses else math.nan
+        val_ndcg = None
+        if config.val_ratio > 0:
+            metrics = embedding_metrics(*model.embeddings(), exclude, relevant, (config.eval_k,))
+            val_ndcg = metrics.values[("ndcg", config.eval_k)]
+        stats = EpochStats(epoch, loss, val_ndcg, rate, time.perf_counter() - started)
+        history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+        if val_ndcg is None:
+            best_epoch = epoch
+        elif val_ndcg > best_score:
+            best_epoch, best_score, best_weights = epoch, val_ndcg, model.get_weights()
+        elif epoch - best_epoch >= config.patience:
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return TrainResult(model, history, best_epoch)
