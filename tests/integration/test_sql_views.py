@@ -77,7 +77,7 @@ def test_published_recommendations_have_titles_and_fallbacks(db: sa.Engine) -> N
     with db.connect() as conn:
         counts = _rows(
             conn,
-            "SELECT version, count(*) AS n, count(title) AS titled, count(DISTINCT user_id) AS users"
+            "SELECT version, count(*), count(title), count(DISTINCT user_id)"
             " FROM published_recommendations GROUP BY version ORDER BY version",
         )
         fallback = _rows(
