@@ -1,0 +1,50 @@
+"""Chunked top-k equals brute force and never returns an excluded item."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.scoring import top_k_embeddings, top_k_shared
+
+
+def _brute_force(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
+    masked = np.where(exclude, -np.inf, scores)
+    order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+    return np.where(np.take_along_axis(masked, order, axis=1) == -np.inf, -1, order)
+
+
+def test_matches_brute_force_and_respects_exclusions() -> None:
+    rng = np.random.default_rng(0)
+    user_emb = rng.normal(size=(37, 8)).astype(np.float32)
+    item_emb = rng.normal(size=(23, 8)).astype(np.float32)
+    exclude_dense = rng.random((37, 23)) < 0.3
+    exclude_dense[5, :20] = True  # only 3 candidates left for user 5
+    exclude = sp.csr_matrix(exclude_dense)
+    items, scores = top_k_embeddings(user_emb, item_emb, 5, exclude=exclude, chunk_size=4)
+    np.testing.assert_array_equal(items, _brute_force(user_emb @ item_emb.T, exclude_dense, 5))
+    assert items.shape == scores.shape == (37, 5)
+    valid = items >= 0
+    assert not exclude_dense[np.nonzero(valid)[0], items[valid]].any()
+    np.testing.assert_allclose(
+        scores[valid], (user_emb @ item_emb.T)[np.nonzero(valid)[0], items[valid]], rtol=1e-5
+    )
+    assert (items[5, 3:] == -1).all() and np.isnan(scores[5, 3:]).all()
+    assert (np.diff(scores[valid.all(axis=1)], axis=1) <= 0).all()
+
+
+def test_k_beyond_item_count_and_user_subset() -> None:
+    rng = np.random.default_rng(1)
+    user_emb, item_emb = rng.normal(size=(6, 4)), rng.normal(size=(3, 4))
+    items, scores = top_k_embeddings(user_emb, item_emb, 5, users=np.array([4, 1]))
+    expected = np.argsort(-(user_emb[[4, 1]] @ item_emb.T), axis=1)
+    np.testing.assert_array_equal(items[:, :3], expected)
+    assert (items[:, 3:] == -1).all() and np.isnan(scores[:, 3:]).all()
+
+
+def test_shared_scores_break_ties_by_item_index() -> None:
+    scores = np.array([5.0, 1.0, 5.0, 3.0, 5.0])
+    exclude = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=bool))
+    items, values = top_k_shared(scores, 2, 3, exclude=exclude)
+    np.testing.assert_array_equal(items, [[2, 4, 3], [0, 2, 4]])
+    np.testing.assert_array_equal(values, [[5, 5, 3], [5, 5, 5]])
+    empty_items, _ = top_k_shared(scores, 2, 3, users=np.array([], dtype=np.int64))
+    assert empty_items.shape == (0, 3)
