@@ -20,9 +20,9 @@ def checkpoint(point: str) -> None:
     wanted = os.environ.get(ENV)
     if not wanted:
         return
-    name, _, action = wanted.partition(":")
-    if name != point:
+    kill = wanted.endswith(":kill")
+    if wanted.removesuffix(":kill") != point:
         return
-    if action == "kill":
+    if kill:
         os.kill(os.getpid(), signal.SIGKILL)
     raise InjectedFault(f"fault injected at {point!r} ({ENV})")

@@ -59,6 +59,7 @@ def read_snapshot(engine: sa.Engine, min_rating: float | None = None) -> Snapsho
                 conn,
                 sql.SQL(
                     "SELECT user_id, movie_id, rating, extract(epoch FROM rated_at) AS ts FROM {}"
+                    " ORDER BY user_id, movie_id"  # a seed must give the same split every time
                 ).format(sql.Identifier(namespace, "ratings")),
                 {"user_id": "int64", "movie_id": "int64", "rating": "float32", "ts": "float64"},
             )

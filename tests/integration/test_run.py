@@ -249,12 +249,6 @@ def test_the_same_seed_gives_the_same_recommendations(populated: Populated) -> N
     assert first != other
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="recsys/interactions.py reads ratings without ORDER BY, and the split draws its"
-    " random keys by row position, so the heap order of the table changes the split",
-)
 def test_the_same_seed_gives_the_same_recommendations_whatever_the_row_order(
     engine: sa.Engine,
 ) -> None:

@@ -46,19 +46,6 @@ FAULT_POINTS = (
 )
 KILL_POINTS = ("training", "publish:commit")
 
-#: A known bug, marked strict so the fix makes these fail until the mark is removed.
-_NEVER_FIRES = pytest.mark.xfail(
-    raises=(AssertionError, pytest.fail.Exception),
-    strict=True,
-    reason="recsys/faults.py splits RECSYS_FAULT at its first ':', so no fault point whose"
-    " name has a ':' (write:*, publish:*) ever fires",
-)
-
-
-def _points(points: tuple[str, ...]) -> list:
-    return [pytest.param(p, marks=_NEVER_FIRES) if ":" in p else p for p in points]
-
-
 Populated = tuple[sa.Engine, str]
 
 
@@ -78,7 +65,7 @@ def _nothing_visible(conn: sa.Connection, version: str, run_id: int) -> None:
     assert stray_tables(conn) == []
 
 
-@pytest.mark.parametrize("point", _points(FAULT_POINTS))
+@pytest.mark.parametrize("point", FAULT_POINTS)
 def test_a_failure_at_any_point_leaves_nothing_visible(
     populated: Populated, monkeypatch: pytest.MonkeyPatch, point: str
 ) -> None:
@@ -113,7 +100,7 @@ def test_a_failure_at_any_point_leaves_nothing_visible(
         assert [r.status for r in run_rows(conn, version)] == ["failed", "succeeded"]
 
 
-@pytest.mark.parametrize("point", _points(("training", "write:recommendations", "publish:commit")))
+@pytest.mark.parametrize("point", ("training", "write:recommendations", "publish:commit"))
 def test_a_failed_replacement_keeps_the_published_version(
     populated: Populated, monkeypatch: pytest.MonkeyPatch, point: str
 ) -> None:
@@ -168,7 +155,7 @@ def killed(populated: Populated, database_url: URL) -> dict[str, subprocess.Comp
     return results
 
 
-@pytest.mark.parametrize("point", _points(KILL_POINTS))
+@pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_killed_run_leaves_nothing_visible_and_a_stale_claim(
     populated: Populated, killed: dict[str, subprocess.CompletedProcess], point: str
 ) -> None:
