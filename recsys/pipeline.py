@@ -183,6 +183,7 @@ def _train_and_publish(
             "code_version": code_version(),
         }
         publish(engine, claim, outputs, record)
+    registry.record_phase(engine, claim.version, "publish", timer.seconds["publish"])
     return RunResult(
         claim.version, evaluation, trained.history, trained.best_epoch, stats, timer.seconds
     )

@@ -158,6 +158,21 @@ def mark_published(conn: sa.Connection, claim: Claim, record: dict[str, Any]) ->
     _finish_run(conn, claim.run_id, "succeeded", None)
 
 
+def record_phase(engine: sa.Engine, version: str, phase: str, seconds: float) -> None:
+    """Add a phase that ends with the publish commit (so could not be recorded inside it)."""
+    versions = schema.model_versions
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(versions)
+            .where(versions.c.name == version)
+            .values(
+                phase_seconds=versions.c.phase_seconds.op("||")(
+                    sa.func.jsonb_build_object(phase, seconds)
+                )
+            )
+        )
+
+
 def mark_failed(engine: sa.Engine, claim: Claim, error: str) -> None:
     """Record a failed run; a failed replacement leaves the published version as it was.
 
