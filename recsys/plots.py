@@ -29,13 +29,14 @@ class Curve:
 def training_curves(
     loss: Sequence[Curve], validation: Sequence[Curve], validation_label: str
 ) -> bytes:
-    """Training loss and validation figure per epoch, side by side; the first curve is solid."""
+    """Training loss and, when any run recorded one, the validation figure per epoch, side by
+    side; the first curve of each is solid."""
+    panels = [(loss, "training loss (BPR)")]
+    if any(v is not None for curve in validation for v in curve.values):
+        panels.append((validation, f"validation {validation_label}"))
     figure = Figure(figsize=(10, 3.6), layout="constrained")
-    axes = figure.subplots(1, 2)
-    for ax, curves, title in (
-        (axes[0], loss, "training loss (BPR)"),
-        (axes[1], validation, f"validation {validation_label}"),
-    ):
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (curves, title) in zip(axes, panels, strict=True):
         for i, curve in enumerate(curves):
             points = [
                 (e, v) for e, v in zip(curve.epochs, curve.values, strict=True) if v is not None

@@ -78,6 +78,7 @@ def render(data: ReportData) -> str:
 {_cards(data)}
 <section><h2>Training</h2>
 {_image(_training_png(data), "Training loss and validation metric per epoch")}
+{_validation_note(data)}
 </section>
 <section><h2>Evaluation against {against}</h2>
 {_image(_metrics_png(data), "Metrics of this version, the baseline and the previous version")}
@@ -134,6 +135,15 @@ def _training_png(data: ReportData) -> bytes:
     ]
     label = next((e.validation_metric for e in data.history if e.validation_metric), "metric")
     return plots.training_curves(loss, validation, label)
+
+
+def _validation_note(data: ReportData) -> str:
+    if any(e.validation_value is not None for e in data.history):
+        return ""
+    return (
+        f'<p class="note">{_e(data.version.name)} recorded no validation figure per epoch: it '
+        "trained without a validation split (val_ratio 0), for a fixed number of epochs.</p>"
+    )
 
 
 def _metrics_png(data: ReportData) -> bytes:

@@ -8,6 +8,7 @@ versions or a version published at a particular moment (prune, the reader role).
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from sqlalchemy.engine import URL
 
 from recsys import registry
 from recsys.bulk import array_literal
-from recsys.pipeline import run
+from recsys.pipeline import RunConfig, run
 from recsys.publish import publish
 from recsys_jobs.cli import main
 from tests.integration._run_data import fast_config, populated_schema
@@ -29,11 +30,22 @@ TOP_K = 10
 
 @contextmanager
 def two_versions(database_url: URL) -> Iterator[tuple[sa.Engine, str]]:
-    """A schema with the synthetic ratings and versions v1 and v2 published (no alias set)."""
+    """A schema with the synthetic ratings and versions v1 and v2 published (no alias set).
+
+    v2 differs in seed, test ratio and in holding out a validation set (so it has a validation
+    figure per epoch, v1 has none).
+    """
     with populated_schema(database_url) as (engine, name):
-        run(engine, V1, fast_config(seed=1), report=lambda _line: None)
-        run(engine, V2, fast_config(seed=2, test_ratio=0.2), report=lambda _line: None)
+        for version, config in (
+            (V1, _with_validation(fast_config(seed=1), 0.0)),
+            (V2, _with_validation(fast_config(seed=2, test_ratio=0.2), 0.1)),
+        ):
+            run(engine, version, config, report=lambda _line: None)
         yield engine, name
+
+
+def _with_validation(config: RunConfig, val_ratio: float) -> RunConfig:
+    return replace(config, train=replace(config.train, val_ratio=val_ratio))
 
 
 def publish_outputs(engine: sa.Engine, version: str, users: int = 3, items: int = 4) -> int:

@@ -52,6 +52,7 @@ def test_report_is_self_contained_with_plots_and_numbers(
     assert f"{ndcg.value - figures[V1, 'ndcg', 10].value:+.4f}" in page
     assert f"Evaluation against the popularity baseline and {V1}" in page
     assert f"change vs {V1}" in page
+    assert "recorded no validation figure" not in page  # v2 held out a validation set
 
 
 def test_first_version_has_nothing_to_compare_with(
@@ -60,6 +61,7 @@ def test_first_version_has_nothing_to_compare_with(
     page = _report(database_url, published[1], V1, tmp_path)
     assert "the first published version: nothing earlier to compare with" in page
     assert "change vs" not in page
+    assert f"{V1} recorded no validation figure per epoch" in page
 
 
 def test_report_refuses_an_unknown_version(

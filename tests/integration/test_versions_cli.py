@@ -100,7 +100,7 @@ def test_compare_json(job) -> None:
     overlap = compared["overlap"]
     assert overlap["k"] == 10 and overlap["users"] == N_USERS
     assert 0 <= overlap["mean_jaccard"] < 1
-    assert compared["params"] == {"seed": [1, 2], "test_ratio": [0.25, 0.2]}
+    assert compared["params"] == {"seed": [1, 2], "test_ratio": [0.25, 0.2], "val_ratio": [0, 0.1]}
 
 
 def test_compare_text_and_a_version_with_itself(job) -> None:

@@ -43,6 +43,7 @@ def test_first_version_page() -> None:
     assert "+60.0% vs popularity" in page
     assert "<tr><th>cutoff</th><td>-</td></tr>" in page  # unset settings show as '-'
     assert "100,000 interactions" in page and "2 epochs" in page
+    assert "recorded no validation figure" not in page
     assert page.count('src="data:image/png;base64,') == 2
     assert not re.search(r"https?://|<script|<link", page)
 
@@ -63,3 +64,9 @@ def test_previous_version_beside_this_one() -> None:
 def test_text_is_escaped() -> None:
     page = render(ReportData(_version("v1", 0.4, {"note": "<b>&"}), [], None, []))
     assert "&lt;b&gt;&amp;" in page and "<b>&" not in page
+
+
+def test_a_run_without_validation_says_so() -> None:
+    history = [Epoch(1, 0.69, None, None, 1.0), Epoch(2, 0.5, None, None, 1.0)]
+    page = render(ReportData(_version("v1", 0.4, {}), history, None, []))
+    assert "v1 recorded no validation figure per epoch" in page

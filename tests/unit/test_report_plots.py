@@ -25,8 +25,9 @@ def test_training_curves_with_and_without_validation() -> None:
     previous = Curve("v1 (previous)", [1, 2], [0.69, 0.6])
     both = training_curves([current, previous], [Curve("v2", [1, 2, 3], [0.1, 0.2, 0.3])], "ndcg")
     assert _size(both) == (1000, 360)
-    unrecorded = training_curves([current], [Curve("v2", [1, 2, 3], [None, None, None])], "-")
-    assert _size(unrecorded) == (1000, 360)
+    loss_only = training_curves([current], [Curve("v2", [1, 2, 3], [None, None, None])], "-")
+    assert _size(loss_only) == (1000, 360)
+    assert len(loss_only) < len(both)  # one panel instead of two
 
 
 def test_metric_bars_get_a_panel_per_cutoff() -> None:
