@@ -4,12 +4,14 @@ import time
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 
-from recsys import migrate
+from recsys import migrate, schema
 from recsys.ingest.movielens import parse_movielens
 from recsys.synthetic import generate
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.ingest import store
+from recsys_jobs.recommend import recommend
 from recsys_jobs.run import run
 
 DEMO_VERSION = "demo"
@@ -36,3 +38,22 @@ def demo(
     data = parse_movielens(movielens_path) if movielens_path else generate(seed=seed)
     store(engine, data, started)
     ctx.invoke(run, model_version=DEMO_VERSION, replace=True, epochs=epochs)
+    for user_id in _sample_users(engine):
+        click.echo()
+        ctx.invoke(recommend, user_id=user_id, version=DEMO_VERSION, as_json=False)
+    click.echo(
+        f"\nNext: `recsys-job versions`, `recsys-job show {DEMO_VERSION}`, "
+        f"`recsys-job report {DEMO_VERSION}`; in SQL: "
+        f"SELECT * FROM {job.schema}.production_recommendations WHERE user_id = ...; "
+        "the views and example queries are described in sql/README.md."
+    )
+
+
+def _sample_users(engine: sa.Engine, count: int = 3) -> list[int]:
+    """The first few users by id, to show what a list looks like."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(schema.users.c.user_id).order_by(schema.users.c.user_id).limit(count)
+            ).scalars()
+        )
