@@ -79,14 +79,23 @@ def _chunked_top_k(
 
 
 def _top_k_rows(scores: np.ndarray, k: int) -> TopK:
-    """Per-row top-k of a score block; -inf entries become (-1, NaN)."""
+    """Per-row top-k of a score block; ties at the cut go to the lowest item indices.
+
+    ``np.partition`` finds each row's k-th best score v; the candidates are the items
+    above v plus as many items equal to v, lowest index first, as are needed to make k.
+    -inf entries (excluded items) that fill up a short row become (-1, NaN); NaN scores
+    (from a diverged model) rank like excluded items instead of breaking the selection.
+    """
+    scores[np.isnan(scores)] = -np.inf
     kk = min(k, scores.shape[1])
     if kk == 0:
         return np.empty((len(scores), 0), np.int64), np.empty((len(scores), 0), np.float32)
-    if kk < scores.shape[1]:
-        candidates = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    else:
-        candidates = np.broadcast_to(np.arange(kk), scores.shape).copy()
+    kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1 : kk]
+    above = scores > kth
+    at_cut = scores == kth
+    needed = kk - above.sum(axis=1, keepdims=True)
+    chosen = above | (at_cut & (np.cumsum(at_cut, axis=1) <= needed))
+    candidates = np.nonzero(chosen)[1].reshape(len(scores), kk)
     values = np.take_along_axis(scores, candidates, axis=1)
     order = np.lexsort((candidates, -values), axis=-1)
     items = np.take_along_axis(candidates, order, axis=1).astype(np.int64)

@@ -48,3 +48,13 @@ def test_shared_scores_break_ties_by_item_index() -> None:
     np.testing.assert_array_equal(values, [[5, 5, 3], [5, 5, 5]])
     empty_items, _ = top_k_shared(scores, 2, 3, users=np.array([], dtype=np.int64))
     assert empty_items.shape == (0, 3)
+
+
+def test_ties_at_the_cut_go_to_the_lowest_item_index() -> None:
+    scores = np.array([1.0, 2.0, 2.0, 2.0, 2.0, 0.5, 2.0, 3.0])
+    items, values = top_k_shared(scores, 1, 3)
+    np.testing.assert_array_equal(items, [[7, 1, 2]])
+    np.testing.assert_array_equal(values, [[3, 2, 2]])
+    exclude = sp.csr_matrix(np.array([[0, 1, 0, 0, 0, 0, 0, 1]], dtype=bool))
+    items, _ = top_k_shared(scores, 1, 4, exclude=exclude)
+    np.testing.assert_array_equal(items, [[2, 3, 4, 6]])
