@@ -22,6 +22,7 @@ from recsys.graph import normalized_adjacency
 from recsys.ingest.movielens import parse_movielens
 from recsys.model import LightGCN, configure_threads
 from recsys.sampler import BprSampler
+from recsys.train import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 ML1M_USERS, ML1M_ITEMS, ML1M_INTERACTIONS = 6040, 3706, 1_000_209
@@ -80,7 +81,17 @@ def _compare(
     )
     epoch_seconds = {}
     for propagation in ("csr", "coo"):
-        model = LightGCN(adjacency, n_users, n_items, propagation=propagation, seed=0)
+        config = TrainConfig()
+        model = LightGCN(
+            adjacency,
+            n_users,
+            n_items,
+            dim=config.dim,
+            n_layers=config.n_layers,
+            l2=config.l2,
+            learning_rate=config.learning_rate,
+            propagation=propagation,
+        )
         for batch in batches[:2]:  # trace and warm up
             model.train_step(*batch)
         wall, cpu = time.perf_counter(), time.process_time()

@@ -18,7 +18,8 @@ def _graph(seed: int = 0):
 
 
 def _model(propagation: str = "csr", **kwargs) -> LightGCN:
-    return LightGCN(_graph(), N_USERS, N_ITEMS, dim=4, seed=3, propagation=propagation, **kwargs)
+    settings = {"dim": 4, "n_layers": 3, "l2": 1e-4, "learning_rate": 1e-3} | kwargs
+    return LightGCN(_graph(), N_USERS, N_ITEMS, seed=3, propagation=propagation, **settings)
 
 
 def test_propagation_matches_scipy_reference() -> None:
@@ -82,4 +83,4 @@ def test_training_lowers_loss_and_weights_round_trip() -> None:
 
 def test_rejects_mismatched_graph() -> None:
     with pytest.raises(ValueError):
-        LightGCN(_graph(), N_USERS + 1, N_ITEMS)
+        LightGCN(_graph(), N_USERS + 1, N_ITEMS, dim=4, n_layers=1, l2=0.0, learning_rate=0.1)
