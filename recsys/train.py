@@ -8,14 +8,17 @@ Public API:
 
 Defaults, measured on ML-100K (stratified 75/25, seeds 1-3, 2 cores; bench/quality.py):
 batch 4096 with learning rate 0.05 decayed by a cosine to 0 over 40 epochs and L2 1e-3
-reach NDCG@10 ≈ 0.47 in ≈ 15 s of fitting. A full-graph propagation costs the same for any
-batch size, so large batches with a high rate buy quality per second; the cosine decay
-removes the late-epoch noise of a high constant rate; L2 1e-4 overfits at these rates
-(NDCG peaks near 0.46 at epoch ~35 and falls). ``val_ratio`` defaults to 0: carving 10% of
-the training part out for validation cost ≈ 0.015 NDCG@10, and with the decaying rate the
-last epoch was the best in every measured run, so early stopping had nothing to save.
-Set ``val_ratio > 0`` to monitor/early-stop (e.g. on unfamiliar data); the best epoch's
-weights are then kept, without retraining on the validation part.
+reach NDCG@10 0.473 ± 0.007 in ≈ 15 s of fitting. A full-graph propagation costs about the
+same for any batch size, so large batches with a high rate buy quality per second; the
+cosine decay removes the late-epoch noise of a high constant rate; L2 1e-4 overfits at
+these rates (NDCG peaks near 0.46 around epoch 35, then falls).
+
+``val_ratio`` defaults to 0 (train on every training interaction, keep the last epoch):
+carving 10% out for validation left the graph and the BPR positives smaller and cost
+0.018 NDCG@10 on the test set (0.455 ± 0.009 at the best validation epoch), more than
+picking the epoch gains. With ``val_ratio > 0`` the best validation epoch's weights are
+kept, without retraining on the validation part; patience 10 is needed because the
+validation NDCG is noisy at these rates (patience 5 stopped at epoch 9-18, NDCG 0.433).
 """
 
 import math
@@ -55,7 +58,7 @@ class TrainConfig:
     batch_size: int = 4096
     max_epochs: int = 40
     val_ratio: float = 0.0
-    patience: int = 5
+    patience: int = 10
     eval_k: int = 10
     seed: int = 0
 
