@@ -4,6 +4,7 @@ Public API:
     TrainConfig(...)      frozen dataclass; its defaults are the tuned settings (see below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
     TrainResult(model, history, best_epoch)
+    cosine_rate(config, epoch) -> float, the learning rate used in that 1-based epoch
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None) -> TrainResult
 
 Defaults, measured on ML-100K (stratified 75/25, seeds 1-3, 2 cores; bench/quality.py):
