@@ -1,7 +1,7 @@
 """LightGCN (He et al., SIGIR 2020) in TensorFlow, trained with BPR.
 
 Public API:
-    configure_threads(intra_op=2, inter_op=1) -> None; call before any other TensorFlow use
+    configure_threads(intra_op=None, inter_op=1) -> None; call before any other TensorFlow use
     LightGCN(adjacency, n_users, n_items, *, dim, n_layers, l2, learning_rate,
              seed=0, propagation="csr")        (defaults live in train.TrainConfig)
         .train_step(users, positives, negatives) -> (loss, bpr_loss) tensors; one Adam step
@@ -19,6 +19,7 @@ embeddings. Propagation runs through ``sparse_csr_matrix_ops.matmul`` on a
 only user of ``propagation="coo"``).
 """
 
+import os
 from typing import Literal
 
 import numpy as np
@@ -31,16 +32,22 @@ Propagation = Literal["csr", "coo"]
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
 
 
-def configure_threads(intra_op: int = 2, inter_op: int = 1) -> None:
-    """Pin TensorFlow's thread pools; must run before TensorFlow executes anything.
+def configure_threads(intra_op: int | None = None, inter_op: int = 1) -> None:
+    """Pin TensorFlow's thread pools (intra-op default: the CPUs this process may use).
 
     Intra-op threads parallelise the CSR matmul (2 threads halve its wall time); a step is a
     chain of dependent ops, so one inter-op thread suffices and a second only competes for
     the cores (measured 5-10% slower). Pinning also keeps TF from sizing its pools by a
-    host's CPU count when a container grants fewer cores.
+    host's CPU count when a container grants fewer cores. Once TensorFlow has run anything
+    its pools are fixed; a later call then leaves them as they are.
     """
-    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    if intra_op is None:
+        intra_op = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:  # "cannot be modified after initialization"
+        pass
 
 
 def _sparse_tensor(adjacency: sp.csr_matrix) -> tf.SparseTensor:

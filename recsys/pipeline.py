@@ -28,6 +28,7 @@ from recsys.evaluate import evaluate
 from recsys.faults import checkpoint
 from recsys.graph import interaction_matrix
 from recsys.interactions import Snapshot, read_snapshot
+from recsys.model import configure_threads
 from recsys.publish import publish
 from recsys.scoring import top_k_embeddings, top_k_shared
 from recsys.train import EpochStats, TrainConfig, fit
@@ -147,6 +148,7 @@ def _train_and_publish(
         )
         report(f"epoch {epoch.epoch:3d}: loss {epoch.loss:.4f}{validation} ({epoch.seconds:.1f} s)")
 
+    configure_threads()
     with timer("train"):
         trained = fit(
             train_users, train_items, snapshot.n_users, snapshot.n_items, config.train, on_epoch
