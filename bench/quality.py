@@ -19,7 +19,8 @@ from recsys import split
 from recsys.evaluate import evaluate
 from recsys.ingest.movielens import parse_movielens
 from recsys.model import configure_threads
-from recsys.train import TrainConfig, fit
+from recsys.train import fit
+from recsys.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN = ("ndcg", "precision", "recall", "map", "map_full")

@@ -22,7 +22,7 @@ from recsys.graph import normalized_adjacency
 from recsys.ingest.movielens import parse_movielens
 from recsys.model import LightGCN, configure_threads
 from recsys.sampler import BprSampler
-from recsys.train import TrainConfig
+from recsys.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 ML1M_USERS, ML1M_ITEMS, ML1M_INTERACTIONS = 6040, 3706, 1_000_209

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from recsys.train_config import TrainConfig
 from recsys_jobs.context import JobContext, pass_job
 
 if TYPE_CHECKING:
     from recsys.pipeline import RunConfig, RunResult
+
+_TRAIN = TrainConfig()  # the defaults every option below shows
 
 _OPTION_NAMES = {
     "model_version", "epochs", "dim", "layers", "batch_size", "learning_rate", "l2", "top_k",
@@ -71,13 +74,23 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     expose_value=False,
     help='TOML file with any of these options (e.g. epochs = 30, split = "temporal").',
 )
-@click.option("--epochs", type=int, help="Maximum training epochs.  [default: from the model]")
-@click.option("--dim", type=int, help="Embedding size.  [default: 64]")
-@click.option("--layers", type=int, help="Propagation layers.  [default: 3]")
-@click.option("--batch-size", type=int, help="BPR triples per training step.")
-@click.option("--learning-rate", type=float, help="Adam learning rate.")
+@click.option("--epochs", default=_TRAIN.max_epochs, show_default=True, help="Training epochs.")
+@click.option("--dim", default=_TRAIN.dim, show_default=True, help="Embedding size.")
+@click.option("--layers", default=_TRAIN.n_layers, show_default=True, help="Propagation layers.")
 @click.option(
-    "--l2", type=float, help="L2 weight on the batch's layer-0 embeddings.  [default: 1e-4]"
+    "--batch-size", default=_TRAIN.batch_size, show_default=True, help="BPR triples per step."
+)
+@click.option(
+    "--learning-rate",
+    default=_TRAIN.learning_rate,
+    show_default=True,
+    help="Adam's initial rate (half-cosine decay to 0 over the epochs).",
+)
+@click.option(
+    "--l2",
+    default=_TRAIN.l2,
+    show_default=True,
+    help="L2 weight on the batch's layer-0 embeddings.",
 )
 @click.option("--top-k", default=10, show_default=True, help="Recommendations written per user.")
 @click.option(
@@ -100,9 +113,17 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     callback=_utc,
     help="Temporal split at this UTC time instead of a ratio.",
 )
-@click.option("--val-ratio", type=float, help="Validation share carved from training (0 = none).")
 @click.option(
-    "--patience", type=int, help="Epochs without a better validation NDCG before stopping."
+    "--val-ratio",
+    default=_TRAIN.val_ratio,
+    show_default=True,
+    help="Validation share carved from training for early stopping (0 = none).",
+)
+@click.option(
+    "--patience",
+    default=_TRAIN.patience,
+    show_default=True,
+    help="Epochs without a better validation NDCG before stopping.",
 )
 @click.option(
     "--min-rating", type=float, help="Count only ratings ≥ this as interactions.  [default: all]"
@@ -129,7 +150,6 @@ def run(job: JobContext, model_version: str, **options: object) -> None:
 def _run_config(options: dict[str, object]) -> "RunConfig":
     # Imported here, not at the top: TensorFlow takes seconds to load and only `run` needs it.
     from recsys.pipeline import RunConfig
-    from recsys.train import TrainConfig
 
     overrides = {
         "max_epochs": options["epochs"],

@@ -31,7 +31,8 @@ from recsys.interactions import Snapshot, read_snapshot
 from recsys.model import configure_threads
 from recsys.publish import publish
 from recsys.scoring import top_k_embeddings, top_k_shared
-from recsys.train import EpochStats, TrainConfig, fit
+from recsys.train import EpochStats, fit
+from recsys.train_config import TrainConfig
 
 SPLITS = ("stratified", "temporal", "leave-last")
 #: Names under which the two rankers' figures are stored in ``evaluation_results.model``.

@@ -1,7 +1,7 @@
 """Training loop: BPR epochs, cosine learning-rate decay, optional early stopping.
 
 Public API:
-    TrainConfig(...)      frozen dataclass; its defaults are the tuned settings (see below)
+    TrainConfig           (from recsys.train_config) the settings; defaults are tuned (below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
     TrainResult(model, history, best_epoch)
     cosine_rate(config, epoch) -> float, the learning rate used in that 1-based epoch
@@ -34,34 +34,7 @@ from recsys.evaluate import embedding_metrics
 from recsys.graph import interaction_matrix, normalized_adjacency
 from recsys.model import LightGCN
 from recsys.sampler import BprSampler
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """LightGCN training settings.
-
-    dim, n_layers: embedding size and propagation depth (paper: 64, 3).
-    l2: weight of the layer-0 L2 penalty on each batch's embeddings.
-    learning_rate: Adam's initial rate, decayed by a half cosine to 0 at ``max_epochs``.
-    batch_size: triples per step; an epoch has as many triples as training interactions.
-    max_epochs: epochs to train (fewer if early stopping fires).
-    val_ratio: share of each user's training interactions held out for validation;
-        0 disables validation and early stopping.
-    patience: epochs without a better validation NDCG@eval_k before stopping.
-    eval_k: cut-off of the validation NDCG.
-    seed: seeds the validation split, the initial embeddings and the sampler.
-    """
-
-    dim: int = 64
-    n_layers: int = 3
-    l2: float = 1e-3
-    learning_rate: float = 0.05
-    batch_size: int = 4096
-    max_epochs: int = 40
-    val_ratio: float = 0.0
-    patience: int = 10
-    eval_k: int = 10
-    seed: int = 0
+from recsys.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -94,7 +67,7 @@ def fit(
     items: np.ndarray,
     n_users: int,
     n_items: int,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig = TrainConfig(),  # noqa: B008 - frozen, safe to share
     on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> TrainResult:
     """Train LightGCN on the given training interactions (contiguous indices).

@@ -23,7 +23,7 @@ from recsys import database, migrate, registry, schema, synthetic
 from recsys.bulk import schema_of
 from recsys.ingest.load import load
 from recsys.pipeline import RunConfig
-from recsys.train import TrainConfig
+from recsys.train_config import TrainConfig
 from recsys_jobs.cli import main
 
 N_RATED_USERS, N_ITEMS, RATINGS_PER_USER, DATA_SEED = 120, 150, 30, 7

@@ -5,7 +5,8 @@ import numpy as np
 from recsys import split
 from recsys.evaluate import embedding_metrics, evaluate
 from recsys.graph import interaction_matrix
-from recsys.train import EpochStats, TrainConfig, cosine_rate, fit
+from recsys.train import EpochStats, cosine_rate, fit
+from recsys.train_config import TrainConfig
 
 
 def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, int]:
