@@ -25,8 +25,10 @@ def reader(engine: sa.Engine) -> Iterator[str]:
 
 
 def _connect_as(database_url: URL, role: str, schema: str) -> psycopg.Connection:
+    # The host may be a socket directory given as ?host=... (the embedded server).
+    host = database_url.host or database_url.query.get("host")
     return psycopg.connect(
-        host=database_url.host,
+        host=host,
         port=database_url.port,
         dbname=database_url.database,
         user=role,
