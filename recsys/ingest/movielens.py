@@ -89,11 +89,15 @@ def _listing(path: Path) -> dict[str, dict[str, Source]]:
         raise InputError("no such file or directory", path)
     if not zipfile.is_zipfile(path):
         raise InputError("expected a MovieLens release: a directory or a .zip", path)
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            *folder, name = info.filename.split("/")
-            if not info.is_dir() and len(folder) <= 1 and name in _WANTED:
-                folders.setdefault("".join(folder), {})[name] = zip_source(path, info)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"damaged zip archive ({exc})", path) from None
+    for info in members:
+        *folder, name = info.filename.split("/")
+        if not info.is_dir() and len(folder) <= 1 and name in _WANTED:
+            folders.setdefault("".join(folder), {})[name] = zip_source(path, info)
     return folders
 
 

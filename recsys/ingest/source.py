@@ -1,11 +1,14 @@
 """Input bytes from a file or a zip member, read in chunks of whole lines with progress."""
 
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from recsys.ingest.errors import InputError
 
 Progress = Callable[[int], None]
 CHUNK_BYTES = 8 << 20
@@ -26,14 +29,22 @@ def file_source(path: Path) -> Source:
 
 
 def zip_source(archive: Path, info: zipfile.ZipInfo) -> Source:
-    """A member of a zip archive; its size is the uncompressed size that progress reports."""
+    """A member of a zip archive; its size is the uncompressed size that progress reports.
+
+    A damaged archive fails only when a member is opened or read (zipfile raises BadZipFile,
+    zlib.error or EOFError then), so that is where it becomes bad input naming the member.
+    """
+    name = f"{archive}!{info.filename}"
 
     @contextmanager
     def opener() -> Iterator[BinaryIO]:
-        with zipfile.ZipFile(archive) as zf, zf.open(info) as member:
-            yield member
+        try:
+            with zipfile.ZipFile(archive) as zf, zf.open(info) as member:
+                yield member
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise InputError(f"damaged zip archive ({exc})", name) from None
 
-    return Source(f"{archive}!{info.filename}", info.file_size, opener)
+    return Source(name, info.file_size, opener)
 
 
 def read_chunks(source: Source, progress: Progress | None = None) -> Iterator[tuple[bytes, int]]:

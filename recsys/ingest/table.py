@@ -3,12 +3,17 @@
 Unquoted chunks go through numpy (field counts per line) and pandas' C reader, which keeps a
 million-row ratings file to a fraction of a second; only chunks holding CSV quotes take the
 slower ``csv`` module path. Values stay raw here: typing and range checks live in ``validate``.
+
+Encodings: a UTF-8 byte-order mark is dropped and makes the file UTF-8 whatever its dialect says,
+since the mark says so. A latin-1 file (the MovieLens .dat releases) whose first non-ASCII text
+is valid UTF-8 was re-saved as UTF-8 and is read as such: decoding it as latin-1 would store
+"CafÃ©" for "Café" without a word, and latin-1 accents almost never form valid UTF-8.
 """
 
 import csv
 import io
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -17,6 +22,9 @@ from recsys.ingest.errors import InputError
 from recsys.ingest.source import Progress, Source, read_chunks
 
 _UNIT_SEP = b"\x1f"  # stands in for a multi-byte separator such as "::"
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_SEPARATORS = (",", ";", "\t", "|")
 
 
 @dataclass(frozen=True)
@@ -63,20 +71,25 @@ def read_table(
     frames: list[pd.DataFrame] = []
     lines: list[np.ndarray] = []
     empty = True
+    # None until a latin-1 file shows non-ASCII text: then UTF-8 if that text is valid UTF-8.
+    encoding = "utf-8" if dialect.encoding == "utf-8" else None
     for chunk, first in read_chunks(source, progress):
+        if empty:
+            chunk, encoding = _byte_order_mark(chunk, source.name, encoding)
         empty = False
-        _check_bytes(chunk, first, source.name, dialect.encoding)
+        encoding = _check_bytes(chunk, first, source.name, encoding)
+        chunk_dialect = replace(dialect, encoding=encoding or dialect.encoding)
         if header is None:
             head, _, chunk = chunk.partition(b"\n")
-            header = _parse_header(head, dialect)
-            _check_header(header, source.name)
+            header = _parse_header(head, chunk_dialect)
+            _check_header(header, source.name, dialect.sep)
             first += 1
         if not chunk:
             continue
         if len(header) > 1 and not (dialect.quoted and b'"' in chunk):
-            frame, rows = _split_fast(chunk, first, header, dialect, text, source.name)
+            frame, rows = _split_fast(chunk, first, header, chunk_dialect, text, source.name)
         else:
-            frame, rows = _split_rows(chunk, first, header, dialect, source.name)
+            frame, rows = _split_rows(chunk, first, header, chunk_dialect, source.name)
         if len(frame):
             frames.append(frame)
             lines.append(rows)
@@ -89,33 +102,76 @@ def read_table(
     return Table(source.name, header if has_header else None, columns, np.concatenate(lines))
 
 
-def _check_bytes(chunk: bytes, first: int, name: str, encoding: str) -> None:
-    """Reject bytes PostgreSQL text cannot hold: invalid UTF-8, and NUL in any encoding."""
+def _byte_order_mark(chunk: bytes, name: str, encoding: str | None) -> tuple[bytes, str | None]:
+    """Drop a UTF-8 mark from the file's first chunk (the file is then UTF-8); refuse UTF-16,
+    whose NUL bytes would otherwise be all the message could name."""
+    if chunk.startswith(_UTF16_BOMS):
+        raise InputError(
+            "file is UTF-16 encoded (it starts with a UTF-16 byte-order mark); save it as UTF-8",
+            name,
+            1,
+        )
+    if chunk.startswith(_UTF8_BOM):
+        return chunk[len(_UTF8_BOM) :], "utf-8"
+    return chunk, encoding
+
+
+def _check_bytes(chunk: bytes, first: int, name: str, encoding: str | None) -> str | None:
+    """Reject bytes PostgreSQL text cannot hold (invalid UTF-8, NUL) and lone carriage returns;
+    return the file's encoding, deciding it for a latin-1 file at its first non-ASCII chunk."""
+
+    def line_at(offset: int) -> int:
+        return first + chunk.count(b"\n", 0, offset)
+
     nul = chunk.find(b"\x00")
     if nul >= 0:
-        line = first + chunk.count(b"\n", 0, nul)
-        raise InputError("NUL character (PostgreSQL text cannot hold it)", name, line, "\x00")
-    if encoding != "utf-8":
-        return
-    try:
-        chunk.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = first + chunk.count(b"\n", 0, exc.start)
         raise InputError(
-            "bytes are not valid UTF-8", name, line, chunk[exc.start : exc.end]
-        ) from None
+            "NUL character (PostgreSQL text cannot hold it)", name, line_at(nul), "\x00"
+        )
+    cr = chunk.find(b"\r")  # CRLF is LF by now
+    if cr >= 0:
+        raise InputError(
+            "carriage return without a line feed (old Mac line ends?); save the file with "
+            "LF or CRLF line ends",
+            name,
+            line_at(cr),
+        )
+    error = None if encoding == "latin-1" or chunk.isascii() else _utf8_error(chunk)
+    if encoding is None and not chunk.isascii():
+        encoding = "utf-8" if error is None else "latin-1"
+    if encoding == "utf-8" and error is not None:
+        bad = chunk[error.start : error.end]
+        raise InputError("bytes are not valid UTF-8", name, line_at(error.start), bad)
+    return encoding
+
+
+def _utf8_error(data: bytes) -> UnicodeDecodeError | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc
+    return None
 
 
 def _parse_header(head: bytes, dialect: Dialect) -> tuple[str, ...]:
-    text = head.decode("utf-8-sig" if dialect.encoding == "utf-8" else dialect.encoding)
+    text = head.decode(dialect.encoding)
     if dialect.quoted:
         return tuple(name.strip() for name in next(csv.reader([text]), []))
     return tuple(name.strip() for name in text.split(dialect.sep))
 
 
-def _check_header(header: tuple[str, ...], name: str) -> None:
+def _check_header(header: tuple[str, ...], name: str, sep: str) -> None:
     if not any(header):
         raise InputError("header line is empty", name, 1, "")
+    if len(header) == 1:
+        other = next((s for s in _SEPARATORS if s != sep and s in header[0]), None)
+        if other is not None:
+            raise InputError(
+                f"header has a single column: fields look separated by {other!r}, not {sep!r}",
+                name,
+                1,
+                header[0],
+            )
     repeated = sorted({column for column in header if header.count(column) > 1})
     if repeated:
         raise InputError("repeated column(s)", name, 1, ",".join(repeated))

@@ -37,6 +37,8 @@ def _as_written(raw: pd.Series, row: int) -> object:
 def numbers(table: Table, column: str, what: str, required: bool) -> pd.Series:
     """The column as numbers (NaN where empty); non-numeric text is an error."""
     raw = table.columns[column]
+    if pd.api.types.is_bool_dtype(raw):  # pandas reads a column of only True/False as booleans
+        raise table.error(f"{what} is not a number", 0, str(raw.iloc[0]))
     values = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_numeric(raw, errors="coerce")
     row = first_true((values.isna() & raw.notna()).to_numpy())
     if row is not None:

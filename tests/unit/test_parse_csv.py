@@ -62,6 +62,13 @@ def test_bom_crlf_quotes_and_blank_lines(tmp_path: Path) -> None:
     assert data.ratings["line"].tolist() == [2, 4]
 
 
+def test_utf16_is_refused_by_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", "user_id,item_id\n1,10\n".encode("utf-16"))
+    with pytest.raises(InputError, match="UTF-16") as caught:
+        parse_csv(path)
+    assert (caught.value.path, caught.value.line) == (str(path), 1)
+
+
 def test_movies_and_users_files(tmp_path: Path) -> None:
     data = parse_csv(
         write(tmp_path, "r.csv", RATINGS),
@@ -168,6 +175,9 @@ BAD_INPUT = [
         ("=", "file is empty", None, None),
         ("=user_id,item_id\r\n\r\n", "file has no data rows", 1, "user_id,item_id"),
         ("=\n1,10\n", "header line is empty", 1, ""),
+        ("=user_id;item_id\n1;10\n", "fields look separated by ';'", 1, "user_id;item_id"),
+        ("=user_id,item_id\nTrue,10\nFalse,20\n", "user id is not a number", 2, "True"),
+        ("2,30,4,881250952\r2,40,4,881250953\n", "carriage return without", 5, None),
     ),
     *cases(
         "ratings.csv",

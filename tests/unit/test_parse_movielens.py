@@ -196,6 +196,53 @@ def test_blank_lines_and_crlf_are_accepted(tmp_path: Path) -> None:
     assert data.ratings["line"].tolist() == [1, 2, 3, 4]
 
 
+def test_utf8_text_in_a_latin1_release_is_read_as_utf8(tmp_path: Path) -> None:
+    """A release re-saved as UTF-8, with or without a byte-order mark, keeps its accents."""
+    latin1 = parse_movielens(write_release(tmp_path / "latin1", "ml-1m"))
+    utf8 = {name: text.encode() for name, text in RELEASES["ml-1m"].items()}
+    utf8["ratings.dat"] = b"\xef\xbb\xbf" + utf8["ratings.dat"]
+    data = parse_movielens(write_release(tmp_path / "utf8", "ml-1m", **utf8))
+    assert data.movies["title"].iloc[2] == "Café Society (1995)"
+    for frame in ("ratings", "movies", "users"):
+        assert getattr(data, frame).equals(getattr(latin1, frame)), frame
+
+
+def test_latin1_after_utf8_text_in_one_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first non-ASCII chunk decides a latin-1 file's encoding; a later chunk must agree."""
+    movies = "10::Café (1995)::Drama\n20::Heat (1995)::Action\n".encode() + b"30::Caf\xe9::Drama\n"
+    folder = write_release(tmp_path, "ml-1m", **{"movies.dat": movies})
+    monkeypatch.setattr(source, "CHUNK_BYTES", 24)
+    with pytest.raises(InputError) as caught:
+        parse_movielens(folder)
+    assert (caught.value.message, caught.value.line) == ("bytes are not valid UTF-8", 3)
+
+
+@pytest.mark.parametrize("damage", ["member data", "central directory"])
+def test_damaged_zip_is_bad_input(tmp_path: Path, damage: str) -> None:
+    ratings = "".join(f"{u}::10::4::978300760\n" for u in range(1, 3))
+    ratings += "".join(f"{u % 2 + 1}::20::3::{978300760 + u}\n" for u in range(3000))
+    folder = write_release(tmp_path / "r", "ml-1m", **{"ratings.dat": ratings})
+    archive = zip_folder(folder, tmp_path / "ml-1m.zip")
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:
+        member = zf.getinfo("ratings.dat")
+    if damage == "member data":
+        start = member.header_offset + 30 + len(member.filename) + 100
+        data[start : start + 64] = bytes(64)
+    else:
+        start = data.rfind(b"PK\x01\x02")
+        data[start : start + 4] = b"XXXX"
+    archive.write_bytes(bytes(data))
+    with pytest.raises(InputError) as caught:
+        parse_movielens(archive)
+    assert caught.value.message.startswith("damaged zip archive")
+    assert caught.value.path == (
+        f"{archive}!ratings.dat" if damage == "member data" else str(archive)
+    )
+
+
 def test_progress_counts_every_byte_across_many_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,6 +312,8 @@ BAD_INPUT = [
         ("2::10::4::978301968\n", "repeats line 3", 5, (2, 10)),
         ("2::40::4::978301968\n", "movie is not in", 5, 40),
         ("3::10::4::978301968\n", "user is not in", 5, 3),
+        ("3::20::2::978300760\r3::30::2::978300760\n", "carriage return without", 5, None),
+        ("=True::10::4::978300760\n", "user id is not a number", 1, "True"),
     ),
     *cases(
         "ml-1m",
