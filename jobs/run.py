@@ -35,10 +35,26 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     unknown = sorted(set(settings) - _OPTION_NAMES)
     if unknown:
         raise click.BadParameter(f"{path}: unknown keys {', '.join(unknown)}")
+    _check_numbers(path, settings, ctx.command)
     if isinstance(settings.get("eval_k"), list):
         settings["eval_k"] = ",".join(str(k) for k in settings["eval_k"])
     ctx.default_map = {**(ctx.default_map or {}), **settings}
     return path
+
+
+def _check_numbers(path: Path, settings: dict[str, object], command: click.Command) -> None:
+    """Refuse TOML values click would coerce without a word: ``epochs = 2.7`` would train 2
+    epochs and ``min-rating = true`` count ratings of at least 1."""
+    kinds = {param.name: param.type for param in command.params}
+    for key, value in settings.items():
+        whole = isinstance(kinds[key], click.types.IntParamType)
+        if not whole and not isinstance(kinds[key], click.types.FloatParamType):
+            continue
+        fraction = isinstance(value, float) and not value.is_integer()
+        if isinstance(value, bool) or (whole and fraction):
+            expected = "a whole number" if whole else "a number"
+            name = key.replace("_", "-")
+            raise click.BadParameter(f"{path}: {name} must be {expected}, got {value!r}")
 
 
 class _Cutoffs(click.ParamType):

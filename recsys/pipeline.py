@@ -6,6 +6,7 @@ once the data has been read and checked; a failure after that marks the version 
 replacement, leaves the published one untouched) and publishes nothing.
 """
 
+import math
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +71,16 @@ class RunConfig:
                 problems.append(f"{name} must be positive, got {getattr(self.train, name)}")
         if self.train.learning_rate <= 0 or self.train.l2 < 0:
             problems.append("learning rate must be positive and L2 weight not negative")
+        if self.train.seed < 0:
+            problems.append(f"seed must not be negative, got {self.train.seed}")
+        numbers = {
+            "learning rate": self.train.learning_rate,
+            "L2 weight": self.train.l2,
+            "min-rating": self.min_rating,
+        }
+        for name, value in numbers.items():
+            if value is not None and not math.isfinite(value):  # NaN passes every comparison
+                problems.append(f"{name} must be a finite number, got {value}")
         if problems:
             raise RecsysError("invalid run options: " + "; ".join(problems))
 
