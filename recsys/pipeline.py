@@ -2,8 +2,13 @@
 
 Order matters for safety: options and data are checked before anything is written; the version
 is locked first (so a second run of the same name stops at once) and recorded as running only
-once the data has been read and checked; a failure after that marks the version failed (or, for a
-replacement, leaves the published one untouched) and publishes nothing.
+once the data has been read, split and checked; a failure after that marks the version failed
+(or, for a replacement, leaves the published one untouched) and publishes nothing.
+
+The model learns embeddings only for the users and items of the training split, so those items
+are the only candidates it ranks, both when evaluated and when recommending, and only test
+interactions whose user and item it learnt are evaluated (a temporal split's newcomers get the
+popularity fallback instead; the baseline is evaluated on the same interactions).
 """
 
 import math
@@ -91,6 +96,18 @@ class RunConfig:
         return flat
 
 
+@dataclass(frozen=True)
+class _Split:
+    """Positions of the train and test interactions, and what the model can learn from them."""
+
+    train: np.ndarray
+    test: np.ndarray
+    trained: np.ndarray  # bool per user index: has training interactions
+    candidates: np.ndarray  # item indices with training interactions: all the model can rank
+    position: np.ndarray  # each item index's position in ``candidates``, -1 if not among them
+    evaluated: np.ndarray  # positions of test interactions whose user and item are trained
+
+
 @dataclass
 class RunResult:
     version: str
@@ -121,10 +138,13 @@ def run(
         with timer("read"):
             snapshot = read_snapshot(engine, config.min_rating)
         _check_data(snapshot, config)
+        with timer("split"):
+            parts = _split(snapshot, config)
+        _check_split(parts, config)
         registry.start(engine, claim, config.params())
         try:
             checkpoint("started")
-            result = _train_and_publish(engine, claim, snapshot, config, timer, report)
+            result = _train_and_publish(engine, claim, snapshot, parts, config, timer, report)
         except BaseException as exc:
             registry.mark_failed(engine, claim, _describe(exc))
             raise
@@ -137,19 +157,23 @@ def _train_and_publish(
     engine: sa.Engine,
     claim: registry.Claim,
     snapshot: Snapshot,
+    parts: _Split,
     config: RunConfig,
     timer: "_PhaseTimer",
     report: Report,
 ) -> RunResult:
-    with timer("split"):
-        train_idx, test_idx = _split(snapshot, config)
-    train_users, train_items = snapshot.user[train_idx], snapshot.item[train_idx]
-    stats = _data_stats(snapshot, train_idx, test_idx)
+    train_users, train_items = snapshot.user[parts.train], snapshot.item[parts.train]
+    stats = _data_stats(snapshot, parts)
     report(
         f"data: {stats['users']:,} users, {stats['items']:,} items, "
-        f"{stats['interactions']:,} interactions → {len(train_idx):,} train / "
-        f"{len(test_idx):,} test ({config.split})"
+        f"{stats['interactions']:,} interactions → {len(parts.train):,} train / "
+        f"{len(parts.test):,} test ({config.split})"
     )
+    if stats["test_interactions_evaluated"] < stats["test_interactions"]:
+        report(
+            f"note: {stats['test_interactions_evaluated']:,} of {len(parts.test):,} test "
+            "interactions evaluated; the others' user or item has no training interaction"
+        )
 
     def on_epoch(epoch: EpochStats) -> None:
         checkpoint("training")
@@ -172,23 +196,23 @@ def _train_and_publish(
         evaluation = _evaluation_frame(
             evaluate(
                 user_emb,
-                item_emb,
+                item_emb[parts.candidates],
                 train_users,
-                train_items,
-                snapshot.user[test_idx],
-                snapshot.item[test_idx],
+                parts.position[train_items],
+                snapshot.user[parts.evaluated],
+                parts.position[snapshot.item[parts.evaluated]],
                 config.eval_ks,
             )
         )
     with timer("score"):
+        recommendations = _recommendations(snapshot, parts, user_emb, item_emb, config.top_k)
         outputs = {
             "training_history": _history_frame(trained.history, config.train.eval_k),
             "evaluation_results": evaluation,
-            **_embedding_frames(snapshot, user_emb, item_emb, train_users, train_items),
-            "recommendations": _recommendations(
-                snapshot, user_emb, item_emb, train_users, train_items, config.top_k
-            ),
+            **_embedding_frames(snapshot, parts, user_emb, item_emb),
+            "recommendations": recommendations,
         }
+    stats |= _short_lists(recommendations, snapshot.n_users, config.top_k, report)
     with timer("publish"):
         record = {
             "params": config.params(),
@@ -208,6 +232,11 @@ def _check_data(snapshot: Snapshot, config: RunConfig) -> None:
     if len(snapshot.user) == 0:
         counted = f" with rating ≥ {config.min_rating}" if config.min_rating is not None else ""
         raise RecsysError(f"no ratings{counted} to train on; ingest some first")
+    if len(np.unique(snapshot.user)) < 2:
+        raise RecsysError(
+            "only one user has ratings to train on: a collaborative model learns from users who"
+            " share items, and this user has rated every item it could recommend"
+        )
     if config.top_k > snapshot.n_items:
         raise RecsysError(
             f"top-k {config.top_k} is larger than the {snapshot.n_items} items with interactions"
@@ -223,37 +252,86 @@ def _check_data(snapshot: Snapshot, config: RunConfig) -> None:
             )
 
 
+def _check_split(parts: _Split, config: RunConfig) -> None:
+    """Refuse a split that leaves the model nothing to learn from or be evaluated on, before the
+    version is recorded (training would log NaN losses; evaluation would average over nobody)."""
+    if len(parts.train) == 0:
+        raise RecsysError(
+            f"the {config.split} split left nothing to train on: every rating is at or after "
+            "its cut-off (ratings sharing the cut-off time all go to test)"
+        )
+    if len(parts.test) == 0:
+        raise RecsysError(
+            f"the {config.split} split left nothing to test: every user has a single "
+            "interaction, and a lone interaction stays in training"
+        )
+    if len(parts.evaluated) == 0:
+        raise RecsysError(
+            f"none of the {len(parts.test):,} test interactions of the {config.split} split has "
+            "both its user and its item in training, so the model cannot be evaluated; choose "
+            "another split or cut-off"
+        )
+
+
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def _split(snapshot: Snapshot, config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+def _split(snapshot: Snapshot, config: RunConfig) -> _Split:
     if config.split == "stratified":
-        return split.stratified(snapshot.user, config.test_ratio, config.train.seed)
-    if config.split == "leave-last":
-        return split.leave_last(snapshot.user, snapshot.item, snapshot.timestamp)
-    if config.cutoff is not None:
-        return split.temporal(snapshot.timestamp, cutoff=config.cutoff.timestamp())
-    return split.temporal(snapshot.timestamp, test_ratio=config.test_ratio)
+        train, test = split.stratified(snapshot.user, config.test_ratio, config.train.seed)
+    elif config.split == "leave-last":
+        train, test = split.leave_last(snapshot.user, snapshot.item, snapshot.timestamp)
+    elif config.cutoff is not None:
+        train, test = split.temporal(snapshot.timestamp, cutoff=config.cutoff.timestamp())
+    else:
+        train, test = split.temporal(snapshot.timestamp, test_ratio=config.test_ratio)
+    trained = np.zeros(snapshot.n_users, dtype=bool)
+    trained[snapshot.user[train]] = True
+    candidates = np.unique(snapshot.item[train])
+    position = np.full(snapshot.n_items, -1)
+    position[candidates] = np.arange(len(candidates))
+    known = trained[snapshot.user[test]] & (position[snapshot.item[test]] >= 0)
+    return _Split(train, test, trained, candidates, position, test[known])
 
 
-def _data_stats(snapshot: Snapshot, train_idx: np.ndarray, test_idx: np.ndarray) -> dict[str, Any]:
-    trained_users = np.unique(snapshot.user[train_idx])
+def _data_stats(snapshot: Snapshot, parts: _Split) -> dict[str, Any]:
     ts = snapshot.timestamp[~np.isnan(snapshot.timestamp)]
+    users_in_training = int(parts.trained.sum())
     return {
         "users": snapshot.n_users,
         "items": snapshot.n_items,
         "movies_in_catalogue": snapshot.movies_total,
         "interactions": len(snapshot.user),
         "ratings_read": len(snapshot.rated_user),
-        "train_interactions": len(train_idx),
-        "test_interactions": len(test_idx),
-        "users_in_training": len(trained_users),
-        "items_in_training": len(np.unique(snapshot.item[train_idx])),
-        "fallback_users": snapshot.n_users - len(trained_users),
+        "train_interactions": len(parts.train),
+        "test_interactions": len(parts.test),
+        "test_interactions_evaluated": len(parts.evaluated),
+        "users_in_training": users_in_training,
+        "items_in_training": len(parts.candidates),
+        "fallback_users": snapshot.n_users - users_in_training,
         "first_rated_at": _iso(ts.min()) if len(ts) else None,
         "last_rated_at": _iso(ts.max()) if len(ts) else None,
     }
+
+
+def _short_lists(
+    recommendations: pd.DataFrame, n_users: int, k: int, report: Report
+) -> dict[str, int]:
+    """Count (and report) users with fewer than k recommendations: they have rated all but a
+    few of the items that can be recommended. Their lists are short, never padded."""
+    per_user = recommendations.groupby("user_id").size()
+    counts = {
+        "users_without_recommendations": n_users - len(per_user),
+        "users_with_fewer_than_k": int((per_user < k).sum()),
+    }
+    if any(counts.values()):
+        report(
+            f"note: users without a recommendation: {counts['users_without_recommendations']:,}"
+            f", with fewer than {k}: {counts['users_with_fewer_than_k']:,} (they have rated every"
+            " item that can be recommended, or all but a few)"
+        )
+    return counts
 
 
 def _evaluation_frame(rows: list) -> pd.DataFrame:
@@ -283,15 +361,11 @@ def _history_frame(history: list[EpochStats], eval_k: int) -> pd.DataFrame:
 
 
 def _embedding_frames(
-    snapshot: Snapshot,
-    user_emb: np.ndarray,
-    item_emb: np.ndarray,
-    train_users: np.ndarray,
-    train_items: np.ndarray,
+    snapshot: Snapshot, parts: _Split, user_emb: np.ndarray, item_emb: np.ndarray
 ) -> dict[str, pd.DataFrame]:
     """Embeddings of the users and items in the training graph (others were never learnt)."""
-    users = np.unique(train_users)
-    items = np.unique(train_items)
+    users = np.flatnonzero(parts.trained)
+    items = parts.candidates
     return {
         "user_embeddings": pd.DataFrame(
             {
@@ -309,21 +383,15 @@ def _embedding_frames(
 
 
 def _recommendations(
-    snapshot: Snapshot,
-    user_emb: np.ndarray,
-    item_emb: np.ndarray,
-    train_users: np.ndarray,
-    train_items: np.ndarray,
-    k: int,
+    snapshot: Snapshot, parts: _Split, user_emb: np.ndarray, item_emb: np.ndarray, k: int
 ) -> pd.DataFrame:
     """Top-k for every user: the model's for users it has trained on, popularity otherwise.
 
     Candidates are the items in the training graph; every item a user has rated (counted as an
-    interaction or not) is excluded.
+    interaction or not) is excluded, so a user with fewer than k unrated candidates gets fewer
+    rows (none if they rated them all).
     """
-    candidates = np.unique(train_items)
-    position = np.full(snapshot.n_items, -1)
-    position[candidates] = np.arange(len(candidates))
+    candidates, position = parts.candidates, parts.position
     rated_item = np.searchsorted(snapshot.item_ids, snapshot.rated_item)
     rated_item = np.minimum(rated_item, snapshot.n_items - 1)
     known = snapshot.item_ids[rated_item] == snapshot.rated_item
@@ -333,13 +401,11 @@ def _recommendations(
         snapshot.rated_user[known][keep], rated_position[keep], snapshot.n_users, len(candidates)
     )
 
-    modelled = np.zeros(snapshot.n_users, dtype=bool)
-    modelled[train_users] = True
-    model_users, fallback_users = np.flatnonzero(modelled), np.flatnonzero(~modelled)
+    model_users, fallback_users = np.flatnonzero(parts.trained), np.flatnonzero(~parts.trained)
     model_items, model_scores = top_k_embeddings(
         user_emb, item_emb[candidates], k, exclude=exclude, users=model_users
     )
-    popularity = popularity_scores(train_items, snapshot.n_items)[candidates]
+    popularity = popularity_scores(snapshot.item[parts.train], snapshot.n_items)[candidates]
     fallback_items, fallback_scores = top_k_shared(
         popularity, snapshot.n_users, k, exclude=exclude, users=fallback_users
     )

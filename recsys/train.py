@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys import split
+from recsys.errors import RecsysError
 from recsys.evaluate import embedding_metrics
 from recsys.graph import interaction_matrix, normalized_adjacency
 from recsys.model import LightGCN
@@ -74,18 +75,27 @@ def fit(
 
     With ``val_ratio > 0`` a per-user validation set is carved out of them, the model
     trains on the rest, and training stops after ``patience`` epochs without a better
-    validation NDCG@eval_k; the best epoch's weights are restored. Otherwise all of them
-    train for ``max_epochs`` epochs and the last epoch is the result.
+    validation NDCG@eval_k; the best epoch's weights are restored. Otherwise (or when the
+    carve holds nothing out: every user has a single training interaction) all of them train
+    for ``max_epochs`` epochs and the last epoch is the result.
+
+    Raises ValueError when no user has an item outside their training items (BPR has no
+    negative to sample), and RecsysError when the loss stops being finite.
     """
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     rng = np.random.default_rng(config.seed)
     fit_users, fit_items = users, items
+    validating = False
     if config.val_ratio > 0:
         fit_idx, val_idx = split.validation(users, np.arange(len(users)), config.val_ratio, rng)
+        validating = len(val_idx) > 0
         fit_users, fit_items = users[fit_idx], items[fit_idx]
         exclude = interaction_matrix(fit_users, fit_items, n_users, n_items)
         relevant = interaction_matrix(users[val_idx], items[val_idx], n_users, n_items)
+    sampler = BprSampler(fit_users, fit_items, n_items, rng)
+    if sampler.n_samples == 0:
+        raise ValueError("nothing to train on: every user has every item, so no negative exists")
     model = LightGCN(
         normalized_adjacency(fit_users, fit_items, n_users, n_items),
         n_users,
@@ -96,7 +106,6 @@ def fit(
         learning_rate=config.learning_rate,
         seed=config.seed,
     )
-    sampler = BprSampler(fit_users, fit_items, n_items, rng)
     history: list[EpochStats] = []
     best_epoch, best_score, best_weights = 0, -math.inf, None
     for epoch in range(1, config.max_epochs + 1):
@@ -104,9 +113,14 @@ def fit(
         rate = cosine_rate(config, epoch)
         model.learning_rate.assign(rate)
         losses = [model.train_step(*batch)[0] for batch in sampler.epoch(config.batch_size)]
-        loss = float(np.mean([float(x) for x in losses])) if losses else math.nan
+        loss = float(np.mean([float(x) for x in losses]))
+        if not math.isfinite(loss):
+            raise RecsysError(
+                f"training diverged at epoch {epoch}: the loss is {loss}; try a lower learning "
+                f"rate (this epoch's was {rate:g}) or L2 weight ({config.l2:g})"
+            )
         val_ndcg = None
-        if config.val_ratio > 0:
+        if validating:
             metrics = embedding_metrics(*model.embeddings(), exclude, relevant, (config.eval_k,))
             val_ndcg = metrics.values[("ndcg", config.eval_k)]
         stats = EpochStats(epoch, loss, val_ndcg, rate, time.perf_counter() - started)

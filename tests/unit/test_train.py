@@ -1,8 +1,10 @@
 """Training on planted structure beats popularity; early stopping keeps the best epoch."""
 
 import numpy as np
+import pytest
 
 from recsys import split
+from recsys.errors import RecsysError
 from recsys.evaluate import embedding_metrics, evaluate
 from recsys.graph import interaction_matrix
 from recsys.train import EpochStats, cosine_rate, fit
@@ -63,3 +65,20 @@ def test_cosine_rate_starts_at_rate_and_decays() -> None:
     config = TrainConfig(learning_rate=0.1, max_epochs=10)
     rates = [cosine_rate(config, e) for e in range(1, 11)]
     assert rates[0] == 0.1 and bool(np.all(np.diff(rates) < 0))
+
+
+def test_a_validation_carve_that_holds_nothing_out_trains_without_validation() -> None:
+    """Users with one training interaction each keep it, so there is nothing to validate on."""
+    users, items = np.arange(6), np.arange(6) % 3
+    config = TrainConfig(dim=4, n_layers=1, max_epochs=3, val_ratio=0.5, patience=1)
+    result = fit(users, items, 6, 3, config)
+    assert [s.val_ndcg for s in result.history] == [None] * 3
+    assert result.best_epoch == 3
+
+
+def test_nothing_to_sample_and_divergence_are_refused() -> None:
+    with pytest.raises(ValueError, match="no negative"):
+        fit(np.zeros(3, dtype=int), np.arange(3), 1, 3, TrainConfig(dim=4, max_epochs=1))
+    users, items, n_users, n_items = _planted()
+    with pytest.raises(RecsysError, match="training diverged at epoch"):
+        fit(users, items, n_users, n_items, TrainConfig(learning_rate=1e30, max_epochs=3))
