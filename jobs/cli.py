@@ -1,8 +1,10 @@
 """``recsys-job``: the command group, global options and error reporting."""
 
 import click
+import psycopg
+import sqlalchemy as sa
 
-from recsys import __version__
+from recsys import __version__, database
 from recsys.errors import RecsysError
 from recsys.ingest.errors import InputError
 from recsys_jobs.context import JobContext
@@ -28,11 +30,19 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(INPUT_ERROR_EXIT)
+            _fail(ctx, exc, INPUT_ERROR_EXIT)
         except RecsysError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, exc, exc.exit_code)
+        except (sa.exc.DBAPIError, psycopg.Error) as exc:
+            # A connection lost or a timeout mid-command: a line and an exit code, no traceback.
+            job = ctx.obj
+            error = database.failure(exc, job.url if isinstance(job, JobContext) else None)
+            _fail(ctx, error, error.exit_code)
+
+
+def _fail(ctx: click.Context, error: Exception, exit_code: int) -> None:
+    click.echo(f"error: {error}", err=True)
+    ctx.exit(exit_code)
 
 
 @click.group(cls=_Group)
@@ -47,11 +57,34 @@ class _Group(click.Group):
     metavar="NAME",
     help="Schema holding every recsys table. Default: $RECSYS_SCHEMA, else 'recsys'.",
 )
+@click.option(
+    "--statement-timeout",
+    type=click.FloatRange(min=0),
+    envvar="RECSYS_STATEMENT_TIMEOUT",
+    metavar="SECONDS",
+    help="Cancel any SQL statement that runs longer (0: no limit). "
+    "Default: $RECSYS_STATEMENT_TIMEOUT, else the server's setting.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    envvar="RECSYS_LOCK_TIMEOUT",
+    default=database.DEFAULT_LOCK_TIMEOUT,
+    metavar="SECONDS",
+    help="Give up when a statement waits longer for a table lock (0: wait forever). "
+    f"Default: $RECSYS_LOCK_TIMEOUT, else {database.DEFAULT_LOCK_TIMEOUT:g}.",
+)
 @click.version_option(__version__, prog_name="recsys-job")
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, schema: str | None) -> None:
+def main(
+    ctx: click.Context,
+    database_url: str | None,
+    schema: str | None,
+    statement_timeout: float | None,
+    lock_timeout: float,
+) -> None:
     """Train LightGCN on ratings in PostgreSQL and publish versioned recommendations."""
-    job = JobContext(database_url, schema)
+    job = JobContext(database_url, schema, database.Timeouts(statement_timeout, lock_timeout))
     ctx.obj = job
     ctx.call_on_close(job.close)
 

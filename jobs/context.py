@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import click
 import sqlalchemy as sa
+from sqlalchemy.engine import URL
 
 from recsys import database, migrate
 
@@ -14,6 +15,9 @@ class JobContext:
 
     database_url: str | None
     schema_option: str | None
+    timeouts: database.Timeouts = field(default_factory=database.Timeouts)
+    #: The resolved URL, once known: error messages scrub its password.
+    url: URL | None = field(default=None, init=False)
     _engine: sa.Engine | None = field(default=None, init=False)
 
     @property
@@ -25,8 +29,9 @@ class JobContext:
         if self._engine is None:
             schema = self.schema
             target = database.resolve(self.database_url)
+            self.url = target.url
             click.echo(f"database: {target.describe()}, schema {schema}", err=True)
-            self._engine = database.connect(target.url, schema)
+            self._engine = database.connect(target.url, schema, timeouts=self.timeouts)
         if require_head:
             migrate.require_head(self._engine, self.schema)
         return self._engine

@@ -2,18 +2,23 @@
 
 Precedence: an explicit URL (``--database-url``), then ``RECSYS_DATABASE_URL``, then the embedded
 server. Plain ``postgresql://`` URLs are accepted and mapped to the psycopg 3 driver. Anything that
-shows a URL to a person goes through :func:`masked` so that a password never reaches output or logs.
+shows a URL to a person goes through :func:`masked` so that a password never reaches output or logs,
+and a database error reaches the person as :func:`failure`'s one line, scrubbed the same way.
 """
 
 import os
 from dataclasses import dataclass
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from recsys.errors import DatabaseUnavailable, RecsysError
 
 DEFAULT_SCHEMA = "recsys"
+#: Seconds a statement may queue for a lock unless told otherwise. Unbounded, a publish or prune
+#: stuck behind one long transaction would also hold up every reader queued behind it.
+DEFAULT_LOCK_TIMEOUT = 60.0
 #: Name the Table objects in :mod:`recsys.schema` carry; translated to the configured schema.
 SCHEMA_PLACEHOLDER = DEFAULT_SCHEMA
 
@@ -76,27 +81,96 @@ def schema_name(explicit: str | None = None) -> str:
     return name
 
 
-def connect(url: URL, schema: str, *, application_name: str = "recsys-job") -> Engine:
-    """An engine whose Table objects resolve to ``schema``; fails fast if the server is down."""
+class ConnectionLost(RecsysError):
+    """The database connection broke mid-command (session terminated, server restarted, network)."""
+
+    exit_code = 6
+
+
+class DatabaseTimeout(RecsysError):
+    """A statement ran past the statement timeout, or waited past the lock timeout."""
+
+    exit_code = 7
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Server-side limits for every connection, in seconds: 0 is none, None the server's own."""
+
+    statement: float | None = None
+    lock: float | None = DEFAULT_LOCK_TIMEOUT
+
+    def options(self) -> str:
+        """The ``-c`` settings for libpq's ``options`` (milliseconds; never rounded down to 0)."""
+        settings = {"statement_timeout": self.statement, "lock_timeout": self.lock}
+        return " ".join(
+            f"-c {name}={max(1, round(seconds * 1000)) if seconds else 0}"
+            for name, seconds in settings.items()
+            if seconds is not None
+        )
+
+
+def connect(
+    url: URL,
+    schema: str,
+    *,
+    application_name: str = "recsys-job",
+    timeouts: Timeouts = Timeouts(),
+) -> Engine:
+    """An engine whose Table objects resolve to ``schema``; fails fast if the server is down.
+
+    The timeouts go after any ``options`` the URL itself carries, so they win over those.
+    """
+    given = url.query.get("options")
+    options = " ".join(
+        part for part in (given, timeouts.options()) if isinstance(part, str) and part
+    )
     engine = sa.create_engine(
         url,
-        connect_args={"application_name": application_name, "connect_timeout": 10},
+        connect_args={
+            "application_name": application_name,
+            "connect_timeout": 10,
+            **({"options": options} if options else {}),
+        },
         pool_pre_ping=True,
     ).execution_options(schema_translate_map={SCHEMA_PLACEHOLDER: schema})
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DBAPIError as exc:
         engine.dispose()
         raise DatabaseUnavailable(f"cannot connect to {masked(url)}: {_reason(exc, url)}") from None
     return engine
 
 
-def _reason(exc: sa.exc.OperationalError, url: URL) -> str:
+def failure(exc: sa.exc.DBAPIError | psycopg.Error, url: URL | None) -> RecsysError:
+    """A database error as one line for a person, and the error class that gives its exit code.
+
+    Errors arrive wrapped by SQLAlchemy or, from COPY and DDL on the raw driver connection, as
+    psycopg's own; both are classified by the driver error underneath.
+    """
+    reason = _reason(exc, url)
+    driver = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    if isinstance(driver, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
+        return DatabaseTimeout(
+            f"database timeout: {reason} (see --lock-timeout and --statement-timeout)"
+        )
+    state = getattr(driver, "sqlstate", None)
+    if getattr(exc, "connection_invalidated", False) or (
+        isinstance(driver, psycopg.OperationalError)
+        and (state is None or state.startswith(("08", "57P")))
+    ):
+        return ConnectionLost(f"lost the database connection: {reason}")
+    return RecsysError(f"database error: {reason}")
+
+
+def _reason(exc: sa.exc.DBAPIError | psycopg.Error, url: URL | None) -> str:
     """The driver's first line of complaint, with the password scrubbed should it appear."""
-    lines = str(exc.orig).strip().splitlines()
-    reason = lines[0] if lines else type(exc.orig).__name__
-    for secret in (url.password, url.query.get("password")):
+    driver = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    lines = str(driver).strip().splitlines()
+    reason = lines[0] if lines else type(driver).__name__
+    secrets = (url.password, url.query.get("password")) if url is not None else ()
+    for secret in secrets:
         if isinstance(secret, str) and secret:
             reason = reason.replace(secret, "***")
     return reason
