@@ -32,6 +32,7 @@ def publish(
 ) -> None:
     """Load ``outputs`` (table name → frame without the version column) and publish them."""
     with engine.begin() as conn:
+        registry.confirm_held(conn, claim)  # a run that lost its claim writes nothing
         cursor = driver_connection(conn).cursor()
         namespace = schema_of(conn)
         version = sql.Literal(claim.version)

@@ -8,6 +8,10 @@ with its connection, which is how a ``running`` row with no live owner is recogn
 Status of ``model_versions``: a new name goes running → published | failed. Re-running a failed or
 stale name needs no ``--replace``; replacing a published one keeps it published (and readable)
 until the new run's outputs are swapped in, and a failed replacement leaves it untouched.
+
+A run whose lock session is terminated or disconnected mid-run has lost the version to whoever
+claims it next, so it must not publish: :func:`confirm_held` checks that the lock is still held by
+this run's session, as the publishing transaction starts and again just before it commits.
 """
 
 import os
@@ -20,6 +24,7 @@ import sqlalchemy as sa
 
 from recsys import schema
 from recsys.bulk import schema_of
+from recsys.database import ConnectionLost
 from recsys.errors import RecsysError, VersionConflict
 
 _NAME = re.compile(schema.VERSION_NAME_PATTERN)
@@ -48,19 +53,24 @@ def _lock_key(conn: sa.Connection, version: str) -> sa.ColumnElement[int]:
 class Claim:
     """A version held by this process; release() when the run ends, however it ends.
 
-    ``run_id`` is set by :func:`start`, the first write of a run.
+    ``lock_pid`` is the backend holding the lock; ``run_id`` is set by :func:`start`, the first
+    write of a run.
     """
 
     version: str
     replacing: bool
     lock: sa.Connection
+    lock_pid: int
     run_id: int | None = None
 
     def release(self) -> None:
+        """Unlock; a session that died (terminated, disconnected) took the lock with it."""
         try:
             self.lock.execute(
                 sa.select(sa.func.pg_advisory_unlock(_lock_key(self.lock, self.version)))
             )
+        except sa.exc.OperationalError:
+            pass
         finally:
             self.lock.close()
 
@@ -83,10 +93,11 @@ def acquire(engine: sa.Engine, version: str, *, replace: bool) -> Claim:
             raise VersionConflict(
                 f"version {version!r} is already published; choose another name or pass --replace"
             )
+        pid = lock.execute(sa.select(sa.func.pg_backend_pid())).scalar_one()
     except BaseException:
         lock.close()  # closing the session releases its advisory lock
         raise
-    return Claim(version, status == "published", lock)
+    return Claim(version, status == "published", lock, pid)
 
 
 def _owner(conn: sa.Connection, version: str) -> str:
@@ -106,9 +117,12 @@ def start(engine: sa.Engine, claim: Claim, params: dict[str, Any]) -> int:
     """Record the run: the version row becomes running (unless it is being replaced)."""
     versions, runs = schema.model_versions, schema.version_runs
     with engine.begin() as conn:
-        exists = conn.execute(
-            sa.select(versions.c.name).where(versions.c.name == claim.version).with_for_update()
-        ).first()
+        status = conn.execute(
+            sa.select(versions.c.status).where(versions.c.name == claim.version).with_for_update()
+        ).scalar()
+        if status == "published" and not claim.replacing:
+            # Published since acquire() looked: by a run whose lock died just before its commit.
+            raise VersionConflict(f"version {claim.version!r} was published meanwhile")
         fresh = {
             "status": "running",
             "started_at": sa.func.now(),
@@ -118,7 +132,7 @@ def start(engine: sa.Engine, claim: Claim, params: dict[str, Any]) -> int:
             "data_stats": {},
             "phase_seconds": {},
         }
-        if exists is None:
+        if status is None:
             conn.execute(sa.insert(versions).values(name=claim.version, **fresh))
         elif not claim.replacing:  # failed, or running with no live owner: start afresh
             conn.execute(sa.update(versions).where(versions.c.name == claim.version).values(fresh))
@@ -142,7 +156,11 @@ def start(engine: sa.Engine, claim: Claim, params: dict[str, Any]) -> int:
 
 
 def mark_published(conn: sa.Connection, claim: Claim, record: dict[str, Any]) -> None:
-    """Flip the version to published; call inside the transaction that attaches its outputs."""
+    """Flip the version to published; call inside the transaction that attaches its outputs.
+
+    Refuses unless this run's session still holds the version's lock: checked (again) after the
+    row update, whose row lock makes another run's :func:`start` wait for this transaction's end.
+    """
     conn.execute(
         sa.update(schema.model_versions)
         .where(schema.model_versions.c.name == claim.version)
@@ -156,6 +174,16 @@ def mark_published(conn: sa.Connection, claim: Claim, record: dict[str, Any]) ->
         )
     )
     _finish_run(conn, claim.run_id, "succeeded", None)
+    confirm_held(conn, claim)
+
+
+def confirm_held(conn: sa.Connection, claim: Claim) -> None:
+    """Raise :class:`ConnectionLost` unless this run's lock session still holds the version."""
+    if claim.lock_pid not in _holders(conn, claim.version):
+        raise ConnectionLost(
+            f"the database session holding version {claim.version!r} ended mid-run (terminated "
+            "or disconnected), so another run may have taken the version; nothing was published"
+        )
 
 
 def record_phase(engine: sa.Engine, version: str, phase: str, seconds: float) -> None:
@@ -177,21 +205,32 @@ def mark_failed(engine: sa.Engine, claim: Claim, error: str) -> None:
     """Record a failed run; a failed replacement leaves the published version as it was.
 
     Only rows still ``running`` change: a failure after the publishing transaction committed
-    cannot take back what readers already see, so it must not mark that version failed.
+    cannot take back what readers already see, so it must not mark that version failed; and a
+    run whose lock died may have been superseded (:func:`start` marks it abandoned), so the version
+    row is only touched while this run's attempt is still the running one. Best effort: when the
+    database cannot be reached the row stays ``running`` with no live owner, which reads as stale.
     """
     versions, runs = schema.model_versions, schema.version_runs
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(runs)
-            .where(runs.c.run_id == claim.run_id, runs.c.status == "running")
-            .values(status="failed", finished_at=sa.func.now(), error=error)
-        )
-        if not claim.replacing:
+    try:
+        with engine.begin() as conn:
+            # Row-lock the version first, in the order start() takes its locks (no deadlock).
             conn.execute(
-                sa.update(versions)
-                .where(versions.c.name == claim.version, versions.c.status == "running")
-                .values(status="failed", finished_at=sa.func.now(), error=error)
+                sa.select(versions.c.name).where(versions.c.name == claim.version).with_for_update()
             )
+            ours = conn.execute(
+                sa.update(runs)
+                .where(runs.c.run_id == claim.run_id, runs.c.status == "running")
+                .values(status="failed", finished_at=sa.func.now(), error=error)
+                .returning(runs.c.run_id)
+            ).first()
+            if ours is not None and not claim.replacing:
+                conn.execute(
+                    sa.update(versions)
+                    .where(versions.c.name == claim.version, versions.c.status == "running")
+                    .values(status="failed", finished_at=sa.func.now(), error=error)
+                )
+    except sa.exc.OperationalError:
+        pass
 
 
 def _finish_run(conn: sa.Connection, run_id: int, status: str, error: str | None) -> None:
@@ -204,8 +243,13 @@ def _finish_run(conn: sa.Connection, run_id: int, status: str, error: str | None
 
 def is_live(conn: sa.Connection, version: str) -> bool:
     """True when some session holds the version's lock (a running row without one is stale)."""
+    return bool(_holders(conn, version))
+
+
+def _holders(conn: sa.Connection, version: str) -> list[int]:
+    """Backend pids holding the version's lock (at most one: it is exclusive)."""
     held = sa.text(
-        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
-        " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(:key, 0))"
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
+        " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(:key, 0)"
     )
-    return bool(conn.execute(held, {"key": _lock_text(conn, version)}).scalar())
+    return list(conn.execute(held, {"key": _lock_text(conn, version)}).scalars())
