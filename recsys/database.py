@@ -45,7 +45,7 @@ def parse_url(raw: str) -> URL:
     if url.get_backend_name() not in ("postgresql", "postgres"):
         raise RecsysError(f"only PostgreSQL is supported, not {url.get_backend_name()!r}")
     if url.password == "":
-        url = url.set(password=None)
+        url = url._replace(password=None)  # URL.set treats None as "unchanged"
     return url.set(drivername="postgresql+psycopg")
 
 
