@@ -2,9 +2,10 @@
 
 One batch of processes: two runs of one version (the one that claims it first pauses, holding it,
 so the other must stop at once rather than wait), two different versions (one paused just before
-its publish commits while a reader keeps reading), then a replacement of a version while the
-``production`` alias flips back and forth. A reader thread on a connection of its own queries the
-views throughout and records every state it sees: each version whole or absent, never a mix.
+its publish commits while a reader keeps reading), and a replacement of a version, held at its
+start until those are done and then let go while the ``production`` alias flips back and forth.
+A reader thread on a connection of its own queries the views throughout and records every state
+it sees: each version whole or absent, never a mix.
 """
 
 import subprocess
@@ -146,6 +147,7 @@ def concurrent(database_url: URL) -> Iterator[Concurrent]:
 
         try:
             same = [start(SAME, "started:pause") for _ in range(2)]
+            replacing = start(OLD, "started:pause", "--replace", "--top-k", "5", "--eval-k", "10")
             pair = {PAIR_A: start(PAIR_A, "publish:commit:pause"), PAIR_B: start(PAIR_B)}
 
             assert _wait_for(lambda: any(job.process.poll() is not None for job in same))
@@ -163,7 +165,8 @@ def concurrent(database_url: URL) -> Iterator[Concurrent]:
             pair[PAIR_A].resume()
             found.results = {SAME: winner.finish()} | {v: job.finish() for v, job in pair.items()}
 
-            replacing = start(OLD, "", "--replace", "--top-k", "5", "--eval-k", "10")
+            replacing.wait_paused()
+            replacing.resume()
             while replacing.process.poll() is None and found.promotions < MAX_PROMOTIONS:
                 target = (OLD, PAIR_A)[found.promotions % 2]
                 promoted = cli(database_url, name, "promote", target)
