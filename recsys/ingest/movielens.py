@@ -119,7 +119,9 @@ def _find_release(path: Path) -> tuple[str, dict[str, Source]]:
     layout, files = found[folder], folders[folder]
     missing = [name for name in LAYOUTS[layout] if name not in files]
     if missing:
-        where = path / folder if folder else path
+        where: Path | str = path
+        if folder:  # in a zip, named like its members: archive.zip!folder
+            where = f"{path}!{folder}" if path.is_file() else path / folder
         raise InputError(
             f"{layout} release lacks {', '.join(missing)} (expected {', '.join(LAYOUTS[layout])})",
             where,

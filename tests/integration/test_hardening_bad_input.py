@@ -57,15 +57,17 @@ def _csv(message: str, culprit: str = "ratings", **files: str | bytes) -> Reject
     return Rejected(write, f"{culprit}.csv", message)
 
 
-def _release(layout: str, message: str, zipped: bool = False, **files: str | None) -> Rejected:
-    """A ``layout`` release with ``files`` replaced (None: left out), as a folder or a zip."""
+def _release(
+    layout: str, message: str, zipped: bool = False, culprit: str = "", **files: str | None
+) -> Rejected:
+    """A ``layout`` release with ``files`` replaced (None: left out), as a folder or a zip; the
+    message names ``culprit``, else the first file given."""
 
     def write(folder: Path) -> list[str | Path]:
         path = write_release(folder / layout, layout, dict(files))
         return ["ingest", "movielens", zip_release(path, folder / "r.zip") if zipped else path]
 
-    culprit = next((name for name, text in files.items() if text is not None), "r.zip")
-    return Rejected(write, culprit, message)
+    return Rejected(write, culprit or next(iter(files)), message)
 
 
 def _edited(layout: str, name: str, old: str, new: str) -> dict[str, str]:
@@ -162,7 +164,11 @@ INGEST_CASES = {
     ),
     "zip-without-release-files": Rejected(_zip_of_notes, "notes.zip", "no MovieLens release found"),
     "zip-release-lacking-a-file": _release(
-        "ml-1m", "ml-1m release lacks users.dat", zipped=True, **{"users.dat": None}
+        "ml-1m",
+        "release lacks users.dat",
+        zipped=True,
+        culprit="r.zip!ml-1m:",
+        **{"users.dat": None},
     ),
     "damaged-zip": Rejected(_damaged_zip, "damaged.zip", "damaged zip archive"),
 }
