@@ -151,11 +151,11 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
 @pass_job
 def run(job: JobContext, model_version: str, **options: object) -> None:
     """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION."""
+    engine = job.engine()  # before TensorFlow loads, so a database problem shows in seconds
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
     from recsys.pipeline import run as run_pipeline
 
     config = _run_config(options)
-    engine = job.engine()
     click.echo(f"run {model_version}: {_describe(config)}")
     result = run_pipeline(
         engine, model_version, config, replace=bool(options["replace"]), report=click.echo

@@ -167,6 +167,10 @@ def mark_published(conn: sa.Connection, claim: Claim, record: dict[str, Any]) ->
         .values(
             status="published",
             run_id=claim.run_id,
+            # A replacement keeps the row (and created_at) but times its own run.
+            started_at=sa.select(schema.version_runs.c.started_at)
+            .where(schema.version_runs.c.run_id == claim.run_id)
+            .scalar_subquery(),
             finished_at=sa.func.now(),
             published_at=sa.func.now(),
             error=None,
