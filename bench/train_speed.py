@@ -81,17 +81,7 @@ def _compare(
     )
     epoch_seconds = {}
     for propagation in ("csr", "coo"):
-        config = TrainConfig()
-        model = LightGCN(
-            adjacency,
-            n_users,
-            n_items,
-            dim=config.dim,
-            n_layers=config.n_layers,
-            l2=config.l2,
-            learning_rate=config.learning_rate,
-            propagation=propagation,
-        )
+        model = LightGCN.from_config(adjacency, n_users, n_items, TrainConfig(), propagation)
         for batch in batches[:2]:  # trace and warm up
             model.train_step(*batch)
         wall, cpu = time.perf_counter(), time.process_time()

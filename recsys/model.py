@@ -27,6 +27,8 @@ import scipy.sparse as sp
 import tensorflow as tf
 from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 
+from recsys.train_config import TrainConfig
+
 Propagation = Literal["csr", "coo"]
 
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
@@ -81,6 +83,28 @@ class LightGCN(tf.Module):
     Layer-0 embeddings start as N(0, 0.1²) (the paper's reference code) drawn from a numpy
     Generator seeded with ``seed``, so initialisation is reproducible.
     """
+
+    @classmethod
+    def from_config(
+        cls,
+        adjacency: sp.csr_matrix,
+        n_users: int,
+        n_items: int,
+        config: TrainConfig,
+        propagation: Propagation = "csr",
+    ) -> "LightGCN":
+        """The model a :class:`TrainConfig` describes (its size, L2, rate and seed)."""
+        return cls(
+            adjacency,
+            n_users,
+            n_items,
+            dim=config.dim,
+            n_layers=config.n_layers,
+            l2=config.l2,
+            learning_rate=config.learning_rate,
+            seed=config.seed,
+            propagation=propagation,
+        )
 
     def __init__(
         self,

@@ -96,15 +96,8 @@ def fit(
     sampler = BprSampler(fit_users, fit_items, n_items, rng)
     if sampler.n_samples == 0:
         raise ValueError("nothing to train on: every user has every item, so no negative exists")
-    model = LightGCN(
-        normalized_adjacency(fit_users, fit_items, n_users, n_items),
-        n_users,
-        n_items,
-        dim=config.dim,
-        n_layers=config.n_layers,
-        l2=config.l2,
-        learning_rate=config.learning_rate,
-        seed=config.seed,
+    model = LightGCN.from_config(
+        normalized_adjacency(fit_users, fit_items, n_users, n_items), n_users, n_items, config
     )
     history: list[EpochStats] = []
     best_epoch, best_score, best_weights = 0, -math.inf, None
