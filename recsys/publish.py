@@ -6,9 +6,13 @@ replaced version's partitions first) and flips the registry row to ``published``
 transaction commits nothing of the version is visible; if the process dies at any point before,
 PostgreSQL rolls all of it back and leaves no tables behind.
 
-Attaching takes SHARE UPDATE EXCLUSIVE on the output tables, which readers do not conflict with.
-Dropping a partition (a replacement, or prune) takes ACCESS EXCLUSIVE on its parent; see
-:func:`_lock_outputs` for how that is taken without deadlocking readers.
+ATTACH alone takes only SHARE UPDATE EXCLUSIVE on the output tables, which lets readers through:
+a reader could plan its query before the commit (no partition for the version yet) and take its
+snapshot after it (the registry says published), and read the version as published and empty.
+So the commit happens under ACCESS EXCLUSIVE on the output tables: a reader waits for it, then
+plans and reads with the commit in view. Dropping a replaced version's partitions needs that lock
+anyway; see :func:`_lock_outputs` for how it is taken without deadlocking readers. A reader's
+open transaction on an output table delays a publish by its length, up to ``lock_timeout``.
 """
 
 import random
@@ -24,6 +28,12 @@ from psycopg import sql
 from recsys import registry, schema
 from recsys.bulk import copy_frame, driver_connection, schema_of
 from recsys.faults import checkpoint
+
+#: The order the output tables are locked in. A reader blocked on the first one holds none of the
+#: others when its query reads that one first; recommendations, the table most read, goes first.
+#: Under a reader of recommendations and evaluation_results in one statement this took one
+#: attempt per publish, where the schema's order took up to nine (see :func:`_lock_outputs`).
+LOCK_ORDER = tuple(reversed(schema.OUTPUT_TABLES))
 
 #: Longest single wait for the output tables' exclusive locks: below PostgreSQL's default
 #: ``deadlock_timeout`` (1 s), so this side gives way before a reader is cancelled as a deadlock.
@@ -46,33 +56,24 @@ def publish(
         registry.confirm_held(conn, claim)  # a run that lost its claim writes nothing
         cursor = driver_connection(conn).cursor()
         namespace = schema_of(conn)
-        version = sql.Literal(claim.version)
         for table in schema.OUTPUT_TABLES:
             checkpoint(f"write:{table.name}")
+            conn.execute(sa.schema.CreateTable(_partition_table(table, claim)))
             part = sql.Identifier(namespace, partition_name(table, claim.run_id))
-            cursor.execute(
-                sql.SQL(
-                    "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-                ).format(part, sql.Identifier(namespace, table.name))
-            )
-            # Proves the partition bound up front, so ATTACH need not scan the table.
-            cursor.execute(
-                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (version = {})").format(
-                    part, sql.Identifier(f"{partition_name(table, claim.run_id)}_bound"), version
-                )
-            )
             frame = outputs[table.name].assign(version=claim.version)
             copy_frame(conn, part, frame[[c.name for c in table.columns]], progress)
 
         checkpoint("publish:before")
-        if claim.replacing:
-            _drop_partitions(conn, claim.version)
+        replaced = _published_run(conn, claim.version) if claim.replacing else None
+        _lock_outputs(conn)
+        if replaced is not None:
+            _drop_run_tables(conn, replaced)
         for table in schema.OUTPUT_TABLES:
             cursor.execute(
                 sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
                     sql.Identifier(namespace, table.name),
                     sql.Identifier(namespace, partition_name(table, claim.run_id)),
-                    version,
+                    sql.Literal(claim.version),
                 )
             )
         registry.mark_published(conn, claim, record)
@@ -80,15 +81,42 @@ def publish(
     checkpoint("publish:after")
 
 
-def _drop_partitions(conn: sa.Connection, version: str) -> None:
-    """Drop the partitions currently published under ``version`` (their run is in the registry)."""
+def _partition_table(table: sa.Table, claim: registry.Claim) -> sa.Table:
+    """A table for the run's rows of ``table``: its columns, NOT NULLs and CHECKs (what ATTACH
+    requires), and a CHECK on the version that proves the partition bound, so ATTACH need not scan.
+
+    Built from the metadata rather than ``LIKE`` the output table, which would hold a lock on it
+    until commit, and two runs holding those could never both get the exclusive lock to publish.
+    Keys and foreign keys come with ATTACH.
+    """
+    name = partition_name(table, claim.run_id)
+    checks = (c for c in table.constraints if isinstance(c, sa.CheckConstraint))
+    return sa.Table(
+        name,
+        sa.MetaData(schema=table.schema),
+        *(sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns),
+        *(sa.CheckConstraint(c.sqltext, name=c.name) for c in checks),
+        sa.CheckConstraint(sa.column("version") == claim.version, name=f"{name}_bound"),
+    )
+
+
+def drop_version_outputs(conn: sa.Connection, version: str) -> None:
+    """Remove a version's published outputs: a DROP per table, never a mass DELETE."""
+    run_id = _published_run(conn, version)
+    if run_id is not None:
+        _lock_outputs(conn)
+        _drop_run_tables(conn, run_id)
+
+
+def _published_run(conn: sa.Connection, version: str) -> int | None:
+    """The run whose partitions ``version`` publishes now; its registry row is held FOR UPDATE."""
     versions = schema.model_versions
-    run_id = conn.execute(
+    return conn.execute(
         sa.select(versions.c.run_id).where(versions.c.name == version).with_for_update()
     ).scalar()
-    if run_id is None:
-        return
-    _lock_outputs(conn)
+
+
+def _drop_run_tables(conn: sa.Connection, run_id: int) -> None:
     namespace = schema_of(conn)
     cursor = driver_connection(conn).cursor()
     for table in schema.OUTPUT_TABLES:
@@ -99,25 +127,21 @@ def _drop_partitions(conn: sa.Connection, version: str) -> None:
         )
 
 
-def drop_version_outputs(conn: sa.Connection, version: str) -> None:
-    """Remove a version's published outputs: a DROP per table, never a mass DELETE."""
-    _drop_partitions(conn, version)
-
-
 def _lock_outputs(conn: sa.Connection) -> None:
     """ACCESS EXCLUSIVE on the output tables (not their partitions), never waiting long on some
     while holding others.
 
-    A reader of two output tables (the views join them) holds its lock on one while it waits for
-    the other. Dropping partitions one parent after another, waiting each time, deadlocks with
-    such a reader, and PostgreSQL resolves that by cancelling the reader's query. So all five are
-    asked for at once, each attempt waiting at most :data:`LOCK_SLICE_MS`; a failed attempt gives
-    back what it got (savepoint) and is retried, until the session's ``lock_timeout`` is spent.
+    A query reading two output tables holds its lock on one while it waits for the other.
+    Locking one parent after another, waiting each time, deadlocks with such a reader, and
+    PostgreSQL resolves that by cancelling the reader's query. So all five are asked for at once
+    (in :data:`LOCK_ORDER`), each attempt waiting at most :data:`LOCK_SLICE_MS`; a failed attempt
+    gives back what it got (savepoint) and is retried, until the session's ``lock_timeout`` is
+    spent.
     """
     cursor = driver_connection(conn).cursor()
     namespace = schema_of(conn)
     lock = sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(
-        sql.SQL(", ").join(sql.Identifier(namespace, t.name) for t in schema.OUTPUT_TABLES)
+        sql.SQL(", ").join(sql.Identifier(namespace, t.name) for t in LOCK_ORDER)
     )
     setting, budget_ms = conn.execute(
         sa.text(

@@ -1,11 +1,11 @@
 """Runs at the same time, and readers during publishes and promotes, with the real ``recsys-job``.
 
 One batch of processes: two runs of one version (the one that claims it first pauses, holding it,
-so the other must stop at once rather than wait), two different versions (one paused just before
-its publish commits while a reader keeps reading), and a replacement of a version, held at its
-start until those are done and then let go while the ``production`` alias flips back and forth.
-A reader thread on a connection of its own queries the views throughout and records every state
-it sees: each version whole or absent, never a mix.
+so the other must stop at once rather than wait), two different versions (one paused with its
+outputs written, just before it publishes, while a reader keeps reading), and a replacement of a
+version, held at its start until those are done and then let go while the ``production`` alias
+flips back and forth. A reader thread on a connection of its own queries the views throughout
+and records every state it sees: each version whole or absent, never a mix.
 """
 
 import subprocess
@@ -28,7 +28,7 @@ from tests.integration._hardening_runs import (
     launch,
     production_recommendations,
 )
-from tests.integration._published_versions import cli
+from tests.integration._published_versions import cli, publish_outputs
 from tests.integration._run_data import (
     FAST_OPTIONS,
     N_USERS,
@@ -45,10 +45,12 @@ OLD, SAME, PAIR_A, PAIR_B = "old", "same", "pair-a", "pair-b"
 #: cut-offs 10 and 20; OLD's replacement writes top 5 and cut-off 10 only.
 WHOLE, REPLACED = (10 * N_USERS, 2 * len(METRICS)), (5 * N_USERS, len(METRICS))
 ABSENT = (0, 0)
-#: Reads the reader must complete while PAIR_A's publish stands open before its commit.
+#: Reads the reader must complete while PAIR_A's publish stands open, its outputs written.
 READS_WHILE_OPEN = 20
 #: In-process replacements of one version under a reader that never pauses.
 REPLACEMENTS = 5
+#: Versions published one after another under a reader that never pauses.
+PUBLISHES = 40
 #: Bounds of the reader loop and of the promote loop, whatever happens to the runs.
 MAX_READS, MAX_SECONDS, MAX_PROMOTIONS = 100_000, 240.0, 300
 
@@ -148,7 +150,7 @@ def concurrent(database_url: URL) -> Iterator[Concurrent]:
         try:
             same = [start(SAME, "started:pause") for _ in range(2)]
             replacing = start(OLD, "started:pause", "--replace", "--top-k", "5", "--eval-k", "10")
-            pair = {PAIR_A: start(PAIR_A, "publish:commit:pause"), PAIR_B: start(PAIR_B)}
+            pair = {PAIR_A: start(PAIR_A, "publish:before:pause"), PAIR_B: start(PAIR_B)}
 
             assert _wait_for(lambda: any(job.process.poll() is not None for job in same))
             loser, winner = sorted(same, key=lambda job: job.process.poll() is None)
@@ -220,13 +222,6 @@ def test_readers_see_each_version_whole_or_not_at_all_during_publishes(
     }
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known, not yet fixed: under load a read of production_recommendations, racing a "
-    "--replace of the version production points to while promotes run, was seen once to "
-    "return no rows (cause not yet pinned down; suspected: the replacement drops and attaches "
-    "partitions under the same version key in one transaction)",
-)
 def test_production_always_serves_one_whole_version_during_promotes(
     concurrent: Concurrent,
 ) -> None:
@@ -258,6 +253,47 @@ def test_replacing_a_version_never_deadlocks_a_reader_of_the_views(
     assert reader.errors == []
     assert reader.reads > REPLACEMENTS
     assert reader.states[PAIR_B] == [WHOLE]
+
+
+def test_a_published_version_is_never_seen_without_its_rows(engine: sa.Engine) -> None:
+    """Attaching a partition does not make readers wait, so a reader could plan its query before
+    a publish commits (no partition for the version yet) and take its snapshot after it (the
+    registry says published): the version would read as published and empty. Before the fix
+    about one publish in five was seen so; the reader here reads the views without a pause."""
+    versions, recommendations = schema.model_versions, views.published_recommendations
+    evaluations = views.evaluation_vs_baseline
+
+    def rows(view: sa.Table) -> sa.ScalarSelect[int]:
+        count = sa.select(sa.func.count()).select_from(view)
+        return count.where(view.c.version == versions.c.name).scalar_subquery()
+
+    query = sa.select(versions.c.name, rows(recommendations), rows(evaluations)).where(
+        versions.c.status == "published"
+    )
+    stop, seen, reads, errors = threading.Event(), set(), [0], []
+
+    def read() -> None:
+        try:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                while not stop.is_set():
+                    seen.update((row[1], row[2]) for row in conn.execute(query))
+                    reads[0] += 1
+        except Exception as exc:  # recorded for the test to show, not swallowed
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read, daemon=True) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        for number in range(PUBLISHES):
+            publish_outputs(engine, f"tiny-{number}")
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    assert errors == []
+    assert reads[0] > PUBLISHES
+    assert seen == {(6, 1)}  # publish_outputs: 3 users × 2 recommendations, one metric
 
 
 def test_a_run_finding_its_version_published_meanwhile_stops_before_writing(

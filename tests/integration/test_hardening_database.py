@@ -69,9 +69,9 @@ class Faulted:
 @pytest.fixture(scope="module")
 def faulted(database_url: URL) -> Iterator[Faulted]:
     """One batch of processes. LOCKED runs with a 1 s lock timeout while the test holds SHARE
-    UPDATE EXCLUSIVE on its ``recommendations`` (what ATTACH PARTITION needs; readers are not
-    blocked by it); UNREACHABLE is pointed at a closed port. Once both have ended, the sessions of
-    the paused runs (the only job sessions left) are terminated."""
+    UPDATE EXCLUSIVE on its ``recommendations`` (which readers pass, but the exclusive lock a
+    publish takes does not); UNREACHABLE is pointed at a closed port. Once both have ended, the
+    sessions of the paused runs (the only job sessions left) are terminated."""
     password = f"Secret-{uuid.uuid4().hex}"
     with (
         populated_schema(database_url) as (engine, name),
