@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
+from recsys.errors import RecsysError
 from recsys.train_config import TrainConfig
 from recsys_jobs.context import JobContext, pass_job
 
@@ -151,6 +153,7 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
 @pass_job
 def run(job: JobContext, model_version: str, **options: object) -> None:
     """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION."""
+    _refuse_ignored_split_options(click.get_current_context(), str(options["split"]))
     engine = job.engine()  # before TensorFlow loads, so a database problem shows in seconds
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
     from recsys.pipeline import run as run_pipeline
@@ -161,6 +164,26 @@ def run(job: JobContext, model_version: str, **options: object) -> None:
         engine, model_version, config, replace=bool(options["replace"]), report=click.echo
     )
     click.echo(_summary(result))
+
+
+def _refuse_ignored_split_options(ctx: click.Context, split: str) -> None:
+    """Refuse a split option (given on the command line, in the environment or in --config) that
+    the chosen split would ignore, rather than run as if it had mattered."""
+    given = {
+        name
+        for name in ("test_ratio", "cutoff")
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    }
+    if split == "temporal":
+        if given == {"test_ratio", "cutoff"}:
+            raise RecsysError("invalid run options: give --cutoff or --test-ratio, not both")
+        return
+    # leave-last holds out each user's last interaction; stratified takes a ratio, not a time.
+    ignored = sorted(given if split == "leave-last" else given - {"test_ratio"})
+    if ignored:
+        names = " and ".join(f"--{name.replace('_', '-')}" for name in ignored)
+        verb = "does" if len(ignored) == 1 else "do"
+        raise RecsysError(f"invalid run options: {names} {verb} not apply to --split {split}")
 
 
 def _run_config(options: dict[str, object]) -> "RunConfig":

@@ -232,6 +232,21 @@ RUN_IN_PROCESS = {
         1,
         "cut-off 1990-01-01T00:00:00+00:00 leaves an empty train or test set",
     ),
+    "test-ratio-with-leave-last": (
+        ["--split", "leave-last", "--test-ratio", "0.3"],
+        1,
+        "--test-ratio does not apply to --split leave-last",
+    ),
+    "cutoff-with-stratified": (
+        ["--cutoff", "2000-01-01"],
+        1,
+        "--cutoff does not apply to --split stratified",
+    ),
+    "cutoff-and-test-ratio-in-config": (
+        ["--split", "temporal", "--config", "{cutoff_and_ratio}"],
+        1,
+        "give --cutoff or --test-ratio, not both",
+    ),
     "epochs-not-whole": (["--epochs", "1.5"], 2, "'1.5' is not a valid integer"),
     "boolean-in-config": (["--config", "{boolean}"], 2, "min-rating must be a number, got True"),
     "table-in-config": (["--config", "{table}"], 2, "unknown keys run"),
@@ -248,6 +263,7 @@ CONFIGS = {
     "boolean": "min-rating = true\n",
     "table": "[run]\nepochs = 2\n",
     "latin1": 'split = "caf\xe9"\n',
+    "cutoff_and_ratio": 'cutoff = "2000-01-01"\ntest-ratio = 0.2\n',
 }
 
 
