@@ -13,7 +13,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from recsys.errors import DatabaseUnavailable, RecsysError
+from recsys.errors import ConnectionLost, DatabaseTimeout, DatabaseUnavailable, RecsysError
 
 DEFAULT_SCHEMA = "recsys"
 #: Seconds a statement may queue for a lock unless told otherwise. Unbounded, a publish or prune
@@ -79,18 +79,6 @@ def schema_name(explicit: str | None = None) -> str:
             f"schema name {name!r} is not allowed: use lower-case letters, digits and underscores"
         )
     return name
-
-
-class ConnectionLost(RecsysError):
-    """The database connection broke mid-command (session terminated, server restarted, network)."""
-
-    exit_code = 6
-
-
-class DatabaseTimeout(RecsysError):
-    """A statement ran past the statement timeout, or waited past the lock timeout."""
-
-    exit_code = 7
 
 
 @dataclass(frozen=True)

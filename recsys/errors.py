@@ -27,3 +27,15 @@ class VersionConflict(RecsysError):
     """A model version exists already, or another run holds it."""
 
     exit_code = 5
+
+
+class ConnectionLost(RecsysError):
+    """The database connection broke mid-command (session terminated, server restarted, network)."""
+
+    exit_code = 6
+
+
+class DatabaseTimeout(RecsysError):
+    """A statement ran past the statement timeout, or waited past the lock timeout."""
+
+    exit_code = 7

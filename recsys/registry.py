@@ -24,8 +24,7 @@ import sqlalchemy as sa
 
 from recsys import schema
 from recsys.bulk import schema_of
-from recsys.database import ConnectionLost
-from recsys.errors import RecsysError, VersionConflict
+from recsys.errors import ConnectionLost, RecsysError, VersionConflict
 
 _NAME = re.compile(schema.VERSION_NAME_PATTERN)
 

@@ -19,8 +19,8 @@ from sqlalchemy.engine import URL
 
 from recsys import database
 from recsys.bulk import driver_connection
-from recsys.database import ConnectionLost, DatabaseTimeout, Timeouts
-from recsys.errors import DatabaseUnavailable
+from recsys.database import Timeouts
+from recsys.errors import ConnectionLost, DatabaseTimeout, DatabaseUnavailable
 from recsys.pipeline import run
 from tests.integration._hardening_runs import (
     assert_nothing_visible,

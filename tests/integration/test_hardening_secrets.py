@@ -24,8 +24,7 @@ from sqlalchemy.engine import URL
 
 from recsys import database, schema
 from recsys.bulk import driver_connection
-from recsys.database import ConnectionLost
-from recsys.errors import DatabaseUnavailable
+from recsys.errors import ConnectionLost, DatabaseUnavailable
 from tests.integration._hardening_runs import Job, launch, server_now, terminate_job_sessions
 from tests.integration._published_versions import cli
 from tests.integration._run_data import FAST_OPTIONS, expect_published, populate
