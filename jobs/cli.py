@@ -6,7 +6,6 @@ import sqlalchemy as sa
 
 from recsys import __version__, database
 from recsys.errors import RecsysError
-from recsys.ingest.errors import InputError
 from recsys_jobs.context import JobContext
 from recsys_jobs.db import db
 from recsys_jobs.demo import demo
@@ -19,9 +18,6 @@ from recsys_jobs.report import report
 from recsys_jobs.run import run
 from recsys_jobs.versions import compare, list_versions, show
 
-#: Exit code for bad input files (RecsysError subclasses carry their own codes).
-INPUT_ERROR_EXIT = 2
-
 
 class _Group(click.Group):
     """Turns expected failures into one clear line on stderr and a non-zero exit code."""
@@ -29,8 +25,6 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except InputError as exc:
-            _fail(ctx, exc, INPUT_ERROR_EXIT)
         except RecsysError as exc:
             _fail(ctx, exc, exc.exit_code)
         except (sa.exc.DBAPIError, psycopg.Error) as exc:

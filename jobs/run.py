@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from recsys.errors import RecsysError
+from recsys.errors import InvalidInput
 from recsys.train_config import TrainConfig
 from recsys_jobs.context import JobContext, pass_job
 
@@ -176,14 +176,14 @@ def _refuse_ignored_split_options(ctx: click.Context, split: str) -> None:
     }
     if split == "temporal":
         if given == {"test_ratio", "cutoff"}:
-            raise RecsysError("invalid run options: give --cutoff or --test-ratio, not both")
+            raise InvalidInput("invalid run options: give --cutoff or --test-ratio, not both")
         return
     # leave-last holds out each user's last interaction; stratified takes a ratio, not a time.
     ignored = sorted(given if split == "leave-last" else given - {"test_ratio"})
     if ignored:
         names = " and ".join(f"--{name.replace('_', '-')}" for name in ignored)
         verb = "does" if len(ignored) == 1 else "do"
-        raise RecsysError(f"invalid run options: {names} {verb} not apply to --split {split}")
+        raise InvalidInput(f"invalid run options: {names} {verb} not apply to --split {split}")
 
 
 def _run_config(options: dict[str, object]) -> "RunConfig":

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from recsys import schema
 from recsys.bulk import schema_of
-from recsys.errors import RecsysError
+from recsys.errors import InvalidInput
 from recsys.versions import require_published
 
 DEFAULT_ALIAS = "production"
@@ -36,7 +36,7 @@ class Promotion:
 def promote(engine: sa.Engine, version: str, alias: str = DEFAULT_ALIAS) -> Promotion:
     """Point ``alias`` at the published ``version``, recording the move in the history."""
     if not _NAME.fullmatch(alias):
-        raise RecsysError(
+        raise InvalidInput(
             f"alias {alias!r} is not allowed: use 1-63 letters, digits, '.', '_' or '-'"
         )
     aliases = schema.version_aliases

@@ -13,7 +13,13 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from recsys.errors import ConnectionLost, DatabaseTimeout, DatabaseUnavailable, RecsysError
+from recsys.errors import (
+    ConnectionLost,
+    DatabaseTimeout,
+    DatabaseUnavailable,
+    InvalidInput,
+    RecsysError,
+)
 
 DEFAULT_SCHEMA = "recsys"
 #: Seconds a statement may queue for a lock unless told otherwise. Unbounded, a publish or prune
@@ -39,11 +45,11 @@ def parse_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except Exception as exc:  # SQLAlchemy raises ArgumentError; never echo the raw URL
-        raise RecsysError(
+        raise InvalidInput(
             "the database URL is not valid (expected postgresql://user@host:port/dbname)"
         ) from exc
     if url.get_backend_name() not in ("postgresql", "postgres"):
-        raise RecsysError(f"only PostgreSQL is supported, not {url.get_backend_name()!r}")
+        raise InvalidInput(f"only PostgreSQL is supported, not {url.get_backend_name()!r}")
     if url.password == "":
         url = url._replace(password=None)  # URL.set treats None as "unchanged"
     return url.set(drivername="postgresql+psycopg")
@@ -75,7 +81,7 @@ def schema_name(explicit: str | None = None) -> str:
     """The schema holding every recsys object (``--schema``, ``RECSYS_SCHEMA``, or ``recsys``)."""
     name = explicit or os.environ.get("RECSYS_SCHEMA") or DEFAULT_SCHEMA
     if not name.isidentifier() or name != name.lower() or name.startswith("pg_"):
-        raise RecsysError(
+        raise InvalidInput(
             f"schema name {name!r} is not allowed: use lower-case letters, digits and underscores"
         )
     return name

@@ -11,6 +11,13 @@ class RecsysError(Exception):
     exit_code = 1
 
 
+class InvalidInput(RecsysError):
+    """Input the job cannot use: a file, an option or a name, or data the options do not fit.
+    Nothing was written; fix the input and run again."""
+
+    exit_code = 2
+
+
 class DatabaseUnavailable(RecsysError):
     """The database server cannot be reached or refuses the connection."""
 

@@ -29,7 +29,7 @@ import recsys
 from recsys import registry, split
 from recsys.baseline import popularity_scores
 from recsys.bulk import array_literal
-from recsys.errors import RecsysError
+from recsys.errors import InvalidInput
 from recsys.evaluate import evaluate
 from recsys.faults import checkpoint
 from recsys.graph import interaction_matrix
@@ -87,7 +87,7 @@ class RunConfig:
             if value is not None and not math.isfinite(value):  # NaN passes every comparison
                 problems.append(f"{name} must be a finite number, got {value}")
         if problems:
-            raise RecsysError("invalid run options: " + "; ".join(problems))
+            raise InvalidInput("invalid run options: " + "; ".join(problems))
 
     def params(self) -> dict[str, Any]:
         flat = {k: v for k, v in asdict(self).items() if k != "train"} | asdict(self.train)
@@ -231,22 +231,22 @@ def _check_data(snapshot: Snapshot, config: RunConfig) -> None:
     """Data-dependent checks, done before the version is recorded."""
     if len(snapshot.user) == 0:
         counted = f" with rating ≥ {config.min_rating}" if config.min_rating is not None else ""
-        raise RecsysError(f"no ratings{counted} to train on; ingest some first")
+        raise InvalidInput(f"no ratings{counted} to train on; ingest some first")
     if len(np.unique(snapshot.user)) < 2:
-        raise RecsysError(
+        raise InvalidInput(
             "only one user has ratings to train on: a collaborative model learns from users who"
             " share items, and this user has rated every item it could recommend"
         )
     if config.top_k > snapshot.n_items:
-        raise RecsysError(
+        raise InvalidInput(
             f"top-k {config.top_k} is larger than the {snapshot.n_items} items with interactions"
         )
     if config.split in ("temporal", "leave-last") and np.isnan(snapshot.timestamp).any():
-        raise RecsysError(f"the {config.split} split needs a timestamp on every rating")
+        raise InvalidInput(f"the {config.split} split needs a timestamp on every rating")
     if config.split == "temporal" and config.cutoff is not None:
         first, last = snapshot.timestamp.min(), snapshot.timestamp.max()
         if not first < config.cutoff.timestamp() <= last:
-            raise RecsysError(
+            raise InvalidInput(
                 f"cut-off {config.cutoff.isoformat()} leaves an empty train or test set: "
                 f"ratings run from {_iso(first)} to {_iso(last)}"
             )
@@ -256,17 +256,17 @@ def _check_split(parts: _Split, config: RunConfig) -> None:
     """Refuse a split that leaves the model nothing to learn from or be evaluated on, before the
     version is recorded (training would log NaN losses; evaluation would average over nobody)."""
     if len(parts.train) == 0:
-        raise RecsysError(
+        raise InvalidInput(
             f"the {config.split} split left nothing to train on: every rating is at or after "
             "its cut-off (ratings sharing the cut-off time all go to test)"
         )
     if len(parts.test) == 0:
-        raise RecsysError(
+        raise InvalidInput(
             f"the {config.split} split left nothing to test: every user has a single "
             "interaction, and a lone interaction stays in training"
         )
     if len(parts.evaluated) == 0:
-        raise RecsysError(
+        raise InvalidInput(
             f"none of the {len(parts.test):,} test interactions of the {config.split} split has "
             "both its user and its item in training, so the model cannot be evaluated; choose "
             "another split or cut-off"

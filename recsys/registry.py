@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from recsys import schema
 from recsys.bulk import schema_of
-from recsys.errors import ConnectionLost, RecsysError, VersionConflict
+from recsys.errors import ConnectionLost, InvalidInput, VersionConflict
 
 _NAME = re.compile(schema.VERSION_NAME_PATTERN)
 
@@ -32,7 +32,7 @@ _NAME = re.compile(schema.VERSION_NAME_PATTERN)
 def validate_name(name: str) -> str:
     """Reject names the registry's CHECK constraint would, before anything is written."""
     if not _NAME.fullmatch(name):
-        raise RecsysError(
+        raise InvalidInput(
             f"version name {name!r} is not allowed: use 1-63 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.errors import InvalidInput
 
-class InputError(Exception):
+
+class InputError(InvalidInput):
     """Bad input file.
 
     ``str()`` gives ``'<path>, line <n>: <message> (value: <repr value>)'`` with the parts that

@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from recsys.errors import InvalidInput
 from tests.integration._hardening_inputs import Process, error_lines, job_args, run_processes
 from tests.integration._ingest_files import (
     ingest,
@@ -173,85 +174,75 @@ INGEST_CASES = {
     "damaged-zip": Rejected(_damaged_zip, "damaged.zip", "damaged zip archive"),
 }
 
-#: Run cases worth a process of their own: (arguments after ``run``, exit code, message).
+#: Run cases worth a process of their own: (arguments after ``run``, message).
 RUN_PROCESSES = {
-    "batch-size-zero": (["--model-version", "p1", "--batch-size", "0"], 1, "batch_size must be"),
-    "version-name-with-space": (["--model-version", "v 1"], 1, "version name 'v 1' is not"),
+    "batch-size-zero": (["--model-version", "p1", "--batch-size", "0"], "batch_size must be"),
+    "version-name-with-space": (["--model-version", "v 1"], "version name 'v 1' is not"),
     "temporal-without-timestamps": (
         ["--model-version", "p2", "--split", "temporal"],
-        1,
         "the temporal split needs a timestamp on every rating",
     ),
-    "eval-k-not-a-number": (["--model-version", "p3", "--eval-k", "a"], 2, "got 'a'"),
-    "eval-k-zero": (["--model-version", "p4", "--eval-k", "0"], 2, "at least 1, got '0'"),
-    "cutoff-not-a-time": (["--model-version", "p5", "--cutoff", "yesterday"], 2, "formats"),
+    "eval-k-not-a-number": (["--model-version", "p3", "--eval-k", "a"], "got 'a'"),
+    "eval-k-zero": (["--model-version", "p4", "--eval-k", "0"], "at least 1, got '0'"),
+    "cutoff-not-a-time": (["--model-version", "p5", "--cutoff", "yesterday"], "formats"),
     "malformed-config": (
         ["--model-version", "p6", "--config", "{broken}"],
-        2,
         "Invalid value (at line 1, column 10)",
     ),
     "fractional-epochs-in-config": (
         ["--model-version", "p7", "--config", "{fractional}"],
-        2,
         "epochs must be a whole number, got 2.5",
     ),
 }
 
-#: Run cases checked in this process: (arguments after ``run``, exit code, message).
+#: Run cases checked in this process: (arguments after ``run``, message).
 RUN_IN_PROCESS = {
-    "negative-batch-size": (["--batch-size", "-5"], 1, "batch_size must be positive, got -5"),
-    "test-ratio-zero": (["--test-ratio", "0"], 1, "test ratio must be between 0 and 1, got 0.0"),
-    "test-ratio-one": (["--test-ratio", "1"], 1, "test ratio must be between 0 and 1, got 1.0"),
+    "negative-batch-size": (["--batch-size", "-5"], "batch_size must be positive, got -5"),
+    "test-ratio-zero": (["--test-ratio", "0"], "test ratio must be between 0 and 1, got 0.0"),
+    "test-ratio-one": (["--test-ratio", "1"], "test ratio must be between 0 and 1, got 1.0"),
     "temporal-test-ratio-one": (
         ["--split", "temporal", "--test-ratio", "1"],
-        1,
         "test ratio must be between 0 and 1",
     ),
-    "top-k-zero": (["--top-k", "0"], 1, "top-k and every evaluation cut-off must be at least 1"),
-    "dim-zero": (["--dim", "0"], 1, "dim must be positive, got 0"),
-    "negative-layers": (["--layers", "-1"], 1, "n_layers must be positive, got -1"),
-    "learning-rate-zero": (["--learning-rate", "0"], 1, "learning rate must be positive"),
-    "learning-rate-nan": (["--learning-rate", "nan"], 1, "learning rate must be a finite number"),
-    "l2-infinite": (["--l2", "inf"], 1, "L2 weight must be a finite number, got inf"),
-    "val-ratio-one": (["--val-ratio", "1"], 1, "validation ratio must be in [0, 1), got 1.0"),
-    "patience-zero": (["--patience", "0"], 1, "patience must be positive, got 0"),
-    "negative-seed": (["--seed", "-1"], 1, "seed must not be negative, got -1"),
-    "min-rating-nan": (["--min-rating", "nan"], 1, "min-rating must be a finite number"),
+    "top-k-zero": (["--top-k", "0"], "top-k and every evaluation cut-off must be at least 1"),
+    "dim-zero": (["--dim", "0"], "dim must be positive, got 0"),
+    "negative-layers": (["--layers", "-1"], "n_layers must be positive, got -1"),
+    "learning-rate-zero": (["--learning-rate", "0"], "learning rate must be positive"),
+    "learning-rate-nan": (["--learning-rate", "nan"], "learning rate must be a finite number"),
+    "l2-infinite": (["--l2", "inf"], "L2 weight must be a finite number, got inf"),
+    "val-ratio-one": (["--val-ratio", "1"], "validation ratio must be in [0, 1), got 1.0"),
+    "patience-zero": (["--patience", "0"], "patience must be positive, got 0"),
+    "negative-seed": (["--seed", "-1"], "seed must not be negative, got -1"),
+    "min-rating-nan": (["--min-rating", "nan"], "min-rating must be a finite number"),
     "min-rating-above-every-rating": (
         ["--min-rating", "5.5"],
-        1,
         "no ratings with rating ≥ 5.5 to train on",
     ),
     "top-k-above-the-catalogue": (
         ["--top-k", str(N_ITEMS + 1)],
-        1,
         f"top-k {N_ITEMS + 1} is larger than the {N_ITEMS} items",
     ),
     "cutoff-before-all-data": (
         ["--split", "temporal", "--cutoff", "1990-01-01"],
-        1,
         "cut-off 1990-01-01T00:00:00+00:00 leaves an empty train or test set",
     ),
     "test-ratio-with-leave-last": (
         ["--split", "leave-last", "--test-ratio", "0.3"],
-        1,
         "--test-ratio does not apply to --split leave-last",
     ),
     "cutoff-with-stratified": (
         ["--cutoff", "2000-01-01"],
-        1,
         "--cutoff does not apply to --split stratified",
     ),
     "cutoff-and-test-ratio-in-config": (
         ["--split", "temporal", "--config", "{cutoff_and_ratio}"],
-        1,
         "give --cutoff or --test-ratio, not both",
     ),
-    "epochs-not-whole": (["--epochs", "1.5"], 2, "'1.5' is not a valid integer"),
-    "boolean-in-config": (["--config", "{boolean}"], 2, "min-rating must be a number, got True"),
-    "table-in-config": (["--config", "{table}"], 2, "unknown keys run"),
-    "config-not-utf-8": (["--config", "{latin1}"], 2, "can't decode byte 0xe9"),
-    "missing-config": (["--config", "{missing}"], 2, "does not exist"),
+    "epochs-not-whole": (["--epochs", "1.5"], "'1.5' is not a valid integer"),
+    "boolean-in-config": (["--config", "{boolean}"], "min-rating must be a number, got True"),
+    "table-in-config": (["--config", "{table}"], "unknown keys run"),
+    "config-not-utf-8": (["--config", "{latin1}"], "can't decode byte 0xe9"),
+    "missing-config": (["--config", "{missing}"], "does not exist"),
 }
 
 #: Version names refused whatever the options: too long, unicode, empty, leading dash.
@@ -315,7 +306,7 @@ def batch(database_url: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             commands[f"ingest {case}"] = job_args(
                 database_url, name, *rejected.write(folder / case)
             )
-        for case, (args, _, _) in RUN_PROCESSES.items():
+        for case, (args, _) in RUN_PROCESSES.items():
             target = untimed_name if case == "temporal-without-timestamps" else name
             run_args = [arg.format(**configs) for arg in args]
             commands[f"run {case}"] = job_args(database_url, target, "run", *run_args)
@@ -340,7 +331,7 @@ def _refused(stderr: str, message: str) -> None:
 @pytest.mark.parametrize("case", INGEST_CASES)
 def test_bad_ingest_input_exits_2_naming_the_file_and_the_problem(batch: Batch, case: str) -> None:
     result, rejected = batch.ingests[case], INGEST_CASES[case]
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == InvalidInput.exit_code, result.stderr
     _refused(result.stderr, rejected.message)
     assert rejected.culprit in error_lines(result.stderr)[0]
     assert result.stdout == ""
@@ -352,8 +343,8 @@ def test_bad_run_input_in_a_process_fails_before_anything_is_written(
     batch: Batch, case: str
 ) -> None:
     result = batch.runs[case]
-    _, exit_code, message = RUN_PROCESSES[case]
-    assert result.returncode == exit_code, result.stderr
+    _, message = RUN_PROCESSES[case]
+    assert result.returncode == InvalidInput.exit_code, result.stderr
     _refused(result.stderr, message)
     assert batch.unchanged()
 
@@ -362,10 +353,10 @@ def test_bad_run_input_in_a_process_fails_before_anything_is_written(
 def test_bad_run_option_fails_before_anything_is_written(
     batch: Batch, database_url: URL, case: str
 ) -> None:
-    args, exit_code, message = RUN_IN_PROCESS[case]
+    args, message = RUN_IN_PROCESS[case]
     args = [arg.format(**batch.configs) for arg in args]
     result = cli(database_url, batch.schema, "--model-version", "bad", *args)
-    assert result.exit_code == exit_code, result.output
+    assert result.exit_code == InvalidInput.exit_code, result.output
     _refused(result.stderr, message)
     assert batch.unchanged()
 
@@ -375,7 +366,7 @@ def test_a_bad_version_name_fails_before_anything_is_written(
     batch: Batch, database_url: URL, name: str
 ) -> None:
     result = cli(database_url, batch.schema, "--model-version", name)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == InvalidInput.exit_code, result.output
     _refused(result.stderr, f"version name {name!r} is not allowed")
     assert batch.unchanged()
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from recsys import schema as tables
+from recsys.errors import InvalidInput
 from tests.integration._hardening_inputs import Rating, error_lines, load_ratings
 from tests.integration._ingest_files import table_checksums
 from tests.integration._run_data import (
@@ -44,10 +45,10 @@ def _run(database_url: URL, schema: str, version: str, *options: str):
 def _refused(
     engine: sa.Engine, database_url: URL, schema: str, message: str, *options: str
 ) -> None:
-    """The run exits 1 with ``message`` and every table is as it was (no version registered)."""
+    """The run exits 2 with ``message`` and every table is as it was (no version registered)."""
     before = table_checksums(engine, schema)
     result = _run(database_url, schema, "degenerate", *options)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == InvalidInput.exit_code, result.output
     (line,) = error_lines(result.stderr)
     assert message in line, result.stderr
     assert table_checksums(engine, schema) == before

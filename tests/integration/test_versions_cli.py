@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 from recsys import registry, sqlfiles
 from recsys import schema as tables
 from recsys.bulk import schema_of
+from recsys.errors import InvalidInput
 from recsys.metrics import METRICS
 from tests.integration._published_versions import TOP_K, V1, V2, cli, publish_outputs, two_versions
 from tests.integration._run_data import N_USERS, UNRATED_USERS
@@ -173,7 +174,8 @@ def test_promote_refuses_unknown_versions_and_bad_alias_names(job) -> None:
     unknown = job("promote", "v9")
     assert unknown.exit_code == 1 and "no version 'v9'" in unknown.stderr
     bad = job("promote", V1, "--alias", "no spaces")
-    assert bad.exit_code == 1 and "alias 'no spaces' is not allowed" in bad.stderr
+    assert bad.exit_code == InvalidInput.exit_code
+    assert "alias 'no spaces' is not allowed" in bad.stderr
 
 
 # --- prune: its own schema, versions published without training ------------------------------
