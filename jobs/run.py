@@ -166,13 +166,17 @@ def run(job: JobContext, model_version: str, **options: object) -> None:
     click.echo(_summary(result))
 
 
+#: Where an option's value came from when the user set it (not click's default).
+_GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.DEFAULT_MAP)
+
+
 def _refuse_ignored_split_options(ctx: click.Context, split: str) -> None:
     """Refuse a split option (given on the command line, in the environment or in --config) that
     the chosen split would ignore, rather than run as if it had mattered."""
     given = {
         name
         for name in ("test_ratio", "cutoff")
-        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+        if ctx.get_parameter_source(name) in _GIVEN  # None under ctx.invoke (demo)
     }
     if split == "temporal":
         if given == {"test_ratio", "cutoff"}:
