@@ -1,7 +1,7 @@
 """Write a run's outputs and make them visible, all in one transaction.
 
-Each output goes into a table of its own (``<table>_r<run_id>``), created without indexes and
-filled with COPY; publishing attaches those tables as the version's partitions (dropping the
+Each output goes into a table of its own (``<table>_r<run_id>``), filled with COPY and then
+given its primary key; publishing attaches those tables as the version's partitions (dropping the
 replaced version's partitions first) and flips the registry row to ``published``. Until that
 transaction commits nothing of the version is visible; if the process dies at any point before,
 PostgreSQL rolls all of it back and leaves no tables behind.
@@ -62,6 +62,10 @@ def publish(
             part = sql.Identifier(namespace, partition_name(table, claim.run_id))
             frame = outputs[table.name].assign(version=claim.version)
             copy_frame(conn, part, frame[[c.name for c in table.columns]], progress)
+            # Built now, once the rows are in, so that ATTACH adopts it rather than building it
+            # under the exclusive lock that makes readers wait.
+            key = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.primary_key)
+            cursor.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(part, key))
 
         checkpoint("publish:before")
         replaced = _published_run(conn, claim.version) if claim.replacing else None
@@ -87,7 +91,7 @@ def _partition_table(table: sa.Table, claim: registry.Claim) -> sa.Table:
 
     Built from the metadata rather than ``LIKE`` the output table, which would hold a lock on it
     until commit, and two runs holding those could never both get the exclusive lock to publish.
-    Keys and foreign keys come with ATTACH.
+    The primary key is added after the COPY; foreign keys come with ATTACH.
     """
     name = partition_name(table, claim.run_id)
     checks = (c for c in table.constraints if isinstance(c, sa.CheckConstraint))
