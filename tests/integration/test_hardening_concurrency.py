@@ -55,6 +55,12 @@ PUBLISHES = 40
 MAX_READS, MAX_SECONDS, MAX_PROMOTIONS = 100_000, 240.0, 300
 
 
+def _rows(view: sa.Table, version: sa.ColumnElement[str]) -> sa.ScalarSelect[int]:
+    """The number of ``view``'s rows of ``version`` (a column of the enclosing query)."""
+    count = sa.select(sa.func.count()).select_from(view)
+    return count.where(view.c.version == version).scalar_subquery()
+
+
 class Reader(threading.Thread):
     """Reads the views until stopped (or MAX_READS, or MAX_SECONDS) on an autocommit connection
     of its own, as an analyst in psql would, recording each change of what it sees."""
@@ -74,17 +80,11 @@ class Reader(threading.Thread):
         self.production: set[tuple[tuple[str, int], ...]] = set()
         wanted = sa.values(sa.column("name", sa.Text), name="wanted").data([(v,) for v in versions])
 
-        def rows(view: sa.Table) -> sa.ScalarSelect[int]:
-            return (
-                sa.select(sa.func.count())
-                .select_from(view)
-                .where(view.c.version == wanted.c.name)
-                .scalar_subquery()
-            )
-
         # One statement, so one snapshot for both views.
         self.per_version = sa.select(
-            wanted.c.name, rows(views.published_recommendations), rows(views.evaluation_vs_baseline)
+            wanted.c.name,
+            _rows(views.published_recommendations, wanted.c.name),
+            _rows(views.evaluation_vs_baseline, wanted.c.name),
         )
         served = production_recommendations
         self.served = sa.select(served.c.version, sa.func.count()).group_by(served.c.version)
@@ -263,13 +263,11 @@ def test_a_published_version_is_never_seen_without_its_rows(engine: sa.Engine) -
     versions, recommendations = schema.model_versions, views.published_recommendations
     evaluations = views.evaluation_vs_baseline
 
-    def rows(view: sa.Table) -> sa.ScalarSelect[int]:
-        count = sa.select(sa.func.count()).select_from(view)
-        return count.where(view.c.version == versions.c.name).scalar_subquery()
-
-    query = sa.select(versions.c.name, rows(recommendations), rows(evaluations)).where(
-        versions.c.status == "published"
-    )
+    query = sa.select(
+        versions.c.name,
+        _rows(recommendations, versions.c.name),
+        _rows(evaluations, versions.c.name),
+    ).where(versions.c.status == "published")
     stop, seen, reads, errors = threading.Event(), set(), [0], []
 
     def read() -> None:
