@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from recsys import database
+from recsys.storage import database
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys import split
-from recsys.evaluate import evaluate
+from recsys.data import split
+from recsys.evaluation.evaluate import evaluate
 from recsys.ingest.movielens import parse_movielens
-from recsys.model import configure_threads
-from recsys.train import fit
-from recsys.train_config import TrainConfig
+from recsys.model.lightgcn import configure_threads
+from recsys.model.settings import TrainConfig
+from recsys.model.train import fit
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN = ("ndcg", "precision", "recall", "map", "map_full")

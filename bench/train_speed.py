@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys import split
-from recsys.graph import normalized_adjacency
+from recsys.data import split
+from recsys.data.graph import normalized_adjacency
+from recsys.data.sampler import BprSampler
 from recsys.ingest.movielens import parse_movielens
-from recsys.model import LightGCN, configure_threads
-from recsys.sampler import BprSampler
-from recsys.train_config import TrainConfig
+from recsys.model.lightgcn import LightGCN, configure_threads
+from recsys.model.settings import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 ML1M_USERS, ML1M_ITEMS, ML1M_INTERACTIONS = 6040, 3706, 1_000_209

@@ -4,8 +4,9 @@ import click
 import psycopg
 import sqlalchemy as sa
 
-from recsys import __version__, database
+from recsys import __version__
 from recsys.errors import RecsysError
+from recsys.storage import database
 from recsys_jobs.context import JobContext
 from recsys_jobs.db import db
 from recsys_jobs.demo import demo

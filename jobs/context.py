@@ -6,7 +6,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import database, migrate
+from recsys.storage import database, migrate
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 import click
 
-from recsys import migrate
+from recsys.storage import migrate
 from recsys_jobs.context import JobContext, pass_job
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from recsys import migrate, schema
 from recsys.ingest.movielens import parse_movielens
-from recsys.synthetic import generate
+from recsys.ingest.synthetic import generate
+from recsys.storage import migrate, schema
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.ingest import store
 from recsys_jobs.recommend import recommend

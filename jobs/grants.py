@@ -2,7 +2,7 @@
 
 import click
 
-from recsys.grants import grant_reader as grant
+from recsys.storage.grants import grant_reader as grant
 from recsys_jobs.context import JobContext, pass_job
 
 

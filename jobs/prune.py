@@ -4,8 +4,8 @@ import dataclasses
 
 import click
 
-from recsys import prune as pruning
-from recsys.prune import Decision
+from recsys.storage import prune as pruning
+from recsys.storage.prune import Decision
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import emit_json, json_option, table
 

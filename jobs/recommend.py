@@ -2,7 +2,7 @@
 
 import click
 
-from recsys import recommend as recommending
+from recsys.storage import user_list as recommending
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import emit_json, json_option, table
 

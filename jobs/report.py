@@ -21,7 +21,7 @@ from recsys_jobs.context import JobContext, pass_job
 def report(job: JobContext, version: str, out_dir: Path) -> None:
     """Write a self-contained HTML report on VERSION: training curves, metrics against the
     popularity baseline, and the previously published version beside it."""
-    from recsys.report import write  # matplotlib loads in a second or so; only this needs it
+    from recsys.report.page import write  # matplotlib loads in a second or so; only this needs it
 
     with job.engine().connect() as conn:
         path = write(conn, version, out_dir)

@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from recsys.errors import InvalidInput
-from recsys.train_config import TrainConfig
+from recsys.model.settings import TrainConfig
 from recsys_jobs.context import JobContext, pass_job
 
 if TYPE_CHECKING:

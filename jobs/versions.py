@@ -2,8 +2,8 @@
 
 import click
 
-from recsys import versions
-from recsys.versions import Alias, Comparison, VersionDetails, VersionSummary
+from recsys.storage import versions
+from recsys.storage.versions import Alias, Comparison, VersionDetails, VersionSummary
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import cell, duration, emit_json, json_option, percent, table
 

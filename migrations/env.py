@@ -1,7 +1,7 @@
 """Alembic environment: runs migrations inside the configured recsys schema.
 
-Called from :mod:`recsys.migrate` with a connection and schema in ``config.attributes``; from the
-``alembic`` command line it connects to ``RECSYS_DATABASE_URL`` (or ``sqlalchemy.url`` in
+Called from :mod:`recsys.storage.migrate` with a connection and schema in ``config.attributes``;
+from the ``alembic`` command line it connects to ``RECSYS_DATABASE_URL`` (or ``sqlalchemy.url`` in
 alembic.ini) and uses ``RECSYS_SCHEMA`` (default ``recsys``).
 """
 
@@ -10,9 +10,9 @@ import os
 import sqlalchemy as sa
 from alembic import context
 
-from recsys.database import SCHEMA_PLACEHOLDER, parse_url, schema_name
-from recsys.migrate import VERSION_TABLE
-from recsys.schema import metadata
+from recsys.storage.database import SCHEMA_PLACEHOLDER, parse_url, schema_name
+from recsys.storage.migrate import VERSION_TABLE
+from recsys.storage.schema import metadata
 
 config = context.config
 

@@ -26,19 +26,20 @@ import pandas as pd
 import sqlalchemy as sa
 
 import recsys
-from recsys import registry, split
-from recsys.baseline import popularity_scores
-from recsys.bulk import array_literal
+from recsys.data import split
+from recsys.data.graph import interaction_matrix
+from recsys.data.snapshot import Snapshot, read_snapshot
 from recsys.errors import InvalidInput
-from recsys.evaluate import evaluate
+from recsys.evaluation.baseline import popularity_scores
+from recsys.evaluation.evaluate import evaluate
+from recsys.evaluation.topk import top_k_embeddings, top_k_shared
 from recsys.faults import checkpoint
-from recsys.graph import interaction_matrix
-from recsys.interactions import Snapshot, read_snapshot
-from recsys.model import configure_threads
-from recsys.publish import publish
-from recsys.scoring import top_k_embeddings, top_k_shared
-from recsys.train import EpochStats, fit
-from recsys.train_config import TrainConfig
+from recsys.model.lightgcn import configure_threads
+from recsys.model.settings import TrainConfig
+from recsys.model.train import EpochStats, fit
+from recsys.storage import registry
+from recsys.storage.bulk import array_literal
+from recsys.storage.publish import publish
 
 SPLITS = ("stratified", "temporal", "leave-last")
 #: Names under which the two rankers' figures are stored in ``evaluation_results.model``.

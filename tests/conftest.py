@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import database, migrate
+from recsys.storage import database, migrate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
         with PostgresContainer("postgres:16", driver="psycopg") as container:
             yield database.parse_url(container.get_connection_url())
     else:
-        from recsys.embedded import embedded_url
+        from recsys.storage.embedded import embedded_url
 
         yield database.parse_url(embedded_url(tmp_path_factory.mktemp("pgdata")))
 

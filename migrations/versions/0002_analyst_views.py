@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from recsys import sqlfiles
+from recsys.storage import sqlfiles
 
 revision: str = "0002"
 down_revision: str | None = "0001"

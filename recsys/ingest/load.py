@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects.postgresql import insert
 
-from recsys import schema
-from recsys.bulk import array_literal, copy_frame
 from recsys.ingest.records import ParsedData
+from recsys.storage import schema
+from recsys.storage.bulk import array_literal, copy_frame
 
 
 @dataclass(frozen=True)

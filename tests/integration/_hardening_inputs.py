@@ -16,10 +16,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import schema
 from recsys.ingest.assemble import assemble
 from recsys.ingest.load import load
 from recsys.ingest.records import ratings_frame
+from recsys.storage import schema
 from tests.integration._run_data import console_script
 
 Args = Sequence[str | Path]

@@ -13,8 +13,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import faults, views
-from recsys.database import SCHEMA_PLACEHOLDER
+from recsys import faults
+from recsys.storage import views
+from recsys.storage.database import SCHEMA_PLACEHOLDER
 from tests.integration._run_data import (
     console_script,
     run_tables,
@@ -23,8 +24,8 @@ from tests.integration._run_data import (
     visible_rows,
 )
 
-#: The alias view serving ``production`` (the CLI does not read it, so :mod:`recsys.views` has no
-#: handle on it).
+#: The alias view serving ``production`` (the CLI does not read it, so
+#: :mod:`recsys.storage.views` has no handle on it).
 production_recommendations = sa.Table(
     "production_recommendations",
     sa.MetaData(schema=SCHEMA_PLACEHOLDER),

@@ -176,7 +176,7 @@ def table_checksums(engine: sa.Engine, schema: str) -> dict[str, tuple[int, str]
 
 
 def contents(engine: sa.Engine, table: sa.Table) -> list[tuple[object, ...]]:
-    """Every row of ``table`` (a ``recsys.schema`` table), ordered by primary key."""
+    """Every row of ``table`` (a ``recsys.storage.schema`` table), ordered by primary key."""
     with engine.connect() as conn:
         query = sa.select(table).order_by(*table.primary_key.columns)
         return [tuple(row) for row in conn.execute(query)]

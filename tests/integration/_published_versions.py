@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import URL
 
-from recsys import registry
-from recsys.bulk import array_literal
 from recsys.pipeline import RunConfig, run
-from recsys.publish import publish
+from recsys.storage import registry
+from recsys.storage.bulk import array_literal
+from recsys.storage.publish import publish
 from recsys_jobs.cli import main
 from tests.integration._run_data import fast_config, populated_schema
 

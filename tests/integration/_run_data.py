@@ -19,11 +19,12 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import URL
 
-from recsys import database, migrate, registry, schema, synthetic
-from recsys.bulk import schema_of
+from recsys.ingest import synthetic
 from recsys.ingest.load import load
+from recsys.model.settings import TrainConfig
 from recsys.pipeline import RunConfig
-from recsys.train_config import TrainConfig
+from recsys.storage import database, migrate, registry, schema
+from recsys.storage.bulk import schema_of
 from recsys_jobs.cli import main
 
 N_RATED_USERS, N_ITEMS, RATINGS_PER_USER, DATA_SEED = 120, 150, 30, 7

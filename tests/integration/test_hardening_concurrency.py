@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import database, registry, schema, views
 from recsys.errors import VersionConflict
-from recsys.metrics import METRICS
+from recsys.evaluation.metrics import METRICS
 from recsys.pipeline import run
+from recsys.storage import database, registry, schema, views
 from tests.integration._hardening_runs import (
     Job,
     database_args,

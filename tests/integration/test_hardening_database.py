@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from recsys import database
-from recsys.bulk import driver_connection
-from recsys.database import Timeouts
 from recsys.errors import ConnectionLost, DatabaseTimeout, DatabaseUnavailable
 from recsys.pipeline import run
+from recsys.storage import database
+from recsys.storage.bulk import driver_connection
+from recsys.storage.database import Timeouts
 from tests.integration._hardening_runs import (
     assert_nothing_visible,
     database_args,

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import schema as tables
 from recsys.errors import InvalidInput
+from recsys.storage import schema as tables
 from tests.integration._hardening_inputs import Rating, error_lines, load_ratings
 from tests.integration._ingest_files import table_checksums
 from tests.integration._run_data import (

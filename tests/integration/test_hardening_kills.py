@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import schema
 from recsys.pipeline import run
+from recsys.storage import schema
 from tests.integration._hardening_runs import (
     assert_nothing_visible,
     database_args,

@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from recsys import database, schema
-from recsys.bulk import driver_connection
 from recsys.errors import ConnectionLost, DatabaseUnavailable
+from recsys.storage import database, schema
+from recsys.storage.bulk import driver_connection
 from tests.integration._hardening_runs import Job, launch, server_now, terminate_job_sessions
 from tests.integration._published_versions import cli
 from tests.integration._run_data import FAST_OPTIONS, expect_published, populate

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from click.testing import Result
 from sqlalchemy.engine import URL, make_url
 
-from recsys import schema as tables
+from recsys.storage import schema as tables
 from tests.conftest import ml100k_path
 from tests.integration._ingest_files import (
     LAYOUTS,

@@ -5,9 +5,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
-from recsys import migrate
 from recsys.errors import SchemaNotAtHead
-from recsys.schema import metadata
+from recsys.storage import migrate
+from recsys.storage.schema import metadata
 from recsys_jobs.cli import main
 
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import views
+from recsys.storage import views
 from tests.integration._published_versions import V1, V2, cli, two_versions
 
 PNG = b"\x89PNG\r\n\x1a\n"

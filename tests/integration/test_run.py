@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 import recsys
-from recsys import registry, schema
-from recsys.bulk import schema_of
 from recsys.errors import InvalidInput
 from recsys.pipeline import run
+from recsys.storage import registry, schema
+from recsys.storage.bulk import schema_of
 from tests.integration._run_data import (
     FAST_OPTIONS,
     N_ITEMS,

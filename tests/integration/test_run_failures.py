@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import faults, registry, schema
+from recsys import faults
 from recsys.errors import VersionConflict
 from recsys.faults import InjectedFault
 from recsys.pipeline import run
+from recsys.storage import registry, schema
 from tests.integration._run_data import (
     FAST_OPTIONS,
     N_USERS,

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import schema, sqlfiles
+from recsys.storage import schema, sqlfiles
 from tests.integration._published_versions import TOP_K, V1, V2, two_versions
 from tests.integration._run_data import N_USERS, UNRATED_USERS
 

@@ -6,9 +6,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import aliases, migrate, schema, sqlfiles, views
-from recsys.bulk import schema_of
-from recsys.metrics import METRICS
+from recsys.evaluation.metrics import METRICS
+from recsys.storage import aliases, migrate, schema, sqlfiles, views
+from recsys.storage.bulk import schema_of
 from tests.integration._published_versions import TOP_K, V1, V2, two_versions
 from tests.integration._run_data import N_USERS, UNRATED_USERS
 

@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys import registry, sqlfiles
-from recsys import schema as tables
-from recsys.bulk import schema_of
 from recsys.errors import InvalidInput
-from recsys.metrics import METRICS
+from recsys.evaluation.metrics import METRICS
+from recsys.storage import registry, sqlfiles
+from recsys.storage import schema as tables
+from recsys.storage.bulk import schema_of
 from tests.integration._published_versions import TOP_K, V1, V2, cli, publish_outputs, two_versions
 from tests.integration._run_data import N_USERS, UNRATED_USERS
 

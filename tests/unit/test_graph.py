@@ -3,7 +3,7 @@
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.graph import interaction_matrix, normalized_adjacency
+from recsys.data.graph import interaction_matrix, normalized_adjacency
 
 
 def test_matches_dense_reference_with_duplicates_and_isolated_nodes() -> None:

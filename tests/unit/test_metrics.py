@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from recsys.graph import interaction_matrix
-from recsys.metrics import METRICS, ranking_metrics
+from recsys.data.graph import interaction_matrix
+from recsys.evaluation.metrics import METRICS, ranking_metrics
 
 
 def _relevant(pairs: list[tuple[int, int]], n_users: int = 3, n_items: int = 10):

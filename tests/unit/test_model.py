@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from recsys.graph import normalized_adjacency
-from recsys.model import LightGCN
+from recsys.data.graph import normalized_adjacency
+from recsys.model.lightgcn import LightGCN
 
 N_USERS, N_ITEMS = 7, 9
 

@@ -3,8 +3,8 @@
 import re
 from datetime import UTC, datetime
 
-from recsys.report import ReportData, render
-from recsys.versions import Alias, Epoch, Metric, VersionDetails
+from recsys.report.page import ReportData, render
+from recsys.storage.versions import Alias, Epoch, Metric, VersionDetails
 
 WHEN = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
 

@@ -2,8 +2,8 @@
 
 import struct
 
-from recsys.plots import Curve, metrics_vs_baseline, training_curves
-from recsys.versions import Metric
+from recsys.report.plots import Curve, metrics_vs_baseline, training_curves
+from recsys.storage.versions import Metric
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

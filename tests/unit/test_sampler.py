@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.sampler import BprSampler
+from recsys.data.sampler import BprSampler
 
 
 @st.composite

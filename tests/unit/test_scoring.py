@@ -3,7 +3,7 @@
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.scoring import top_k_embeddings, top_k_shared
+from recsys.evaluation.topk import top_k_embeddings, top_k_shared
 
 
 def _brute_force(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys import split
+from recsys.data import split
 
 
 def _users(seed: int = 0, n_users: int = 50) -> np.ndarray:

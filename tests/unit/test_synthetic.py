@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys.ingest.records import MOVIES_SCHEMA, RATINGS_SCHEMA, USERS_SCHEMA, ParsedData
-from recsys.synthetic import GENRES, generate
+from recsys.ingest.synthetic import GENRES, generate
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from recsys import split
+from recsys.data import split
+from recsys.data.graph import interaction_matrix
 from recsys.errors import RecsysError
-from recsys.evaluate import embedding_metrics, evaluate
-from recsys.graph import interaction_matrix
-from recsys.train import EpochStats, cosine_rate, fit
-from recsys.train_config import TrainConfig
+from recsys.evaluation.evaluate import embedding_metrics, evaluate
+from recsys.model.settings import TrainConfig
+from recsys.model.train import EpochStats, cosine_rate, fit
 
 
 def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, int]:

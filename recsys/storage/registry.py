@@ -22,9 +22,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from recsys import schema
-from recsys.bulk import schema_of
 from recsys.errors import ConnectionLost, InvalidInput, VersionConflict
+from recsys.storage import schema
+from recsys.storage.bulk import schema_of
 
 _NAME = re.compile(schema.VERSION_NAME_PATTERN)
 

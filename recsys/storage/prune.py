@@ -2,9 +2,9 @@
 
 Kept: the ``keep`` most recently published versions, every version an alias points to, and any
 version a live run is writing. Removed: older published versions, failed ones, and ``running`` ones
-whose run died (stale). Removing a version drops its partitions (:func:`recsys.publish.
-drop_version_outputs`: a DROP TABLE per output, no DELETE of its rows) and deletes its registry
-row, in one transaction, while holding the version's run lock (:func:`recsys.registry.acquire`)
+whose run died (stale). Removing a version drops its partitions (:func:`recsys.storage.publish.
+drop_version_outputs`: a DROP TABLE per output, no DELETE of its rows) and deletes its registry row,
+in one transaction, while holding the version's run lock (:func:`recsys.storage.registry.acquire`)
 so no run can start it meanwhile. Alias history is kept; it names pruned versions as such.
 """
 
@@ -16,11 +16,11 @@ from functools import partial
 import sqlalchemy as sa
 from psycopg import sql
 
-from recsys import registry, schema
-from recsys.bulk import driver_connection, schema_of
 from recsys.errors import VersionConflict
-from recsys.publish import drop_version_outputs
-from recsys.versions import list_versions
+from recsys.storage import registry, schema
+from recsys.storage.bulk import driver_connection, schema_of
+from recsys.storage.publish import drop_version_outputs
+from recsys.storage.versions import list_versions
 
 _RUN_TABLE = re.compile(r"^({})_r([0-9]+)$".format("|".join(t.name for t in schema.OUTPUT_TABLES)))
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.baseline import popularity_scores
-from recsys.graph import interaction_matrix
-from recsys.metrics import METRICS, RankingMetrics, ranking_metrics
-from recsys.scoring import top_k_embeddings, top_k_shared
+from recsys.data.graph import interaction_matrix
+from recsys.evaluation.baseline import popularity_scores
+from recsys.evaluation.metrics import METRICS, RankingMetrics, ranking_metrics
+from recsys.evaluation.topk import top_k_embeddings, top_k_shared
 
 
 @dataclass(frozen=True)

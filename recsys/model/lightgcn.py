@@ -27,7 +27,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 
-from recsys.train_config import TrainConfig
+from recsys.model.settings import TrainConfig
 
 Propagation = Literal["csr", "coo"]
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from recsys import views
-from recsys.aliases import DEFAULT_ALIAS
 from recsys.errors import RecsysError
-from recsys.versions import require_published
+from recsys.storage import views
+from recsys.storage.aliases import DEFAULT_ALIAS
+from recsys.storage.versions import require_published
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """SQLAlchemy Core tables for everything recsys keeps in PostgreSQL.
 
 The tables are declared in the placeholder schema ``recsys``; engines from
-:func:`recsys.database.connect` translate it to the configured schema. Alembic migrations are the
-only way the schema changes; ``tests/integration/test_migrations.py`` checks these declarations
-against the migrated database so the two cannot drift.
+:func:`recsys.storage.database.connect` translate it to the configured schema. Alembic migrations
+are the only way the schema changes; ``tests/integration/test_migrations.py`` checks these
+declarations against the migrated database so the two cannot drift.
 
 The five output tables are LIST-partitioned by version: a run loads each output into a table of
 its own and publishing attaches them all and flips the registry status in one transaction, so a
@@ -13,7 +13,7 @@ version appears to readers whole or not at all, and pruning one is a DROP TABLE.
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from recsys.database import SCHEMA_PLACEHOLDER
+from recsys.storage.database import SCHEMA_PLACEHOLDER
 
 metadata = sa.MetaData(schema=SCHEMA_PLACEHOLDER)
 

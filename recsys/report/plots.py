@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from recsys.versions import Metric
+from recsys.storage.versions import Metric
 
 #: This version, the baseline, the previous version.
 _COLOURS = ("#1f6fb4", "#b0b0b0", "#f0a030")

@@ -1,7 +1,7 @@
 """Training loop: BPR epochs, cosine learning-rate decay, optional early stopping.
 
 Public API:
-    TrainConfig           (from recsys.train_config) the settings; defaults are tuned (below)
+    TrainConfig           (from recsys.model.settings) the settings; defaults are tuned (below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
     TrainResult(model, history, best_epoch)
     cosine_rate(config, epoch) -> float, the learning rate used in that 1-based epoch
@@ -29,13 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys import split
+from recsys.data import split
+from recsys.data.graph import interaction_matrix, normalized_adjacency
+from recsys.data.sampler import BprSampler
 from recsys.errors import RecsysError
-from recsys.evaluate import embedding_metrics
-from recsys.graph import interaction_matrix, normalized_adjacency
-from recsys.model import LightGCN
-from recsys.sampler import BprSampler
-from recsys.train_config import TrainConfig
+from recsys.evaluation.evaluate import embedding_metrics
+from recsys.model.lightgcn import LightGCN
+from recsys.model.settings import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import recsys
-from recsys import plots, versions
-from recsys.versions import Epoch, Metric, VersionDetails
+from recsys.report import plots
+from recsys.storage import versions
+from recsys.storage.versions import Epoch, Metric, VersionDetails
 
 
 @dataclass(frozen=True)

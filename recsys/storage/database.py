@@ -25,7 +25,8 @@ DEFAULT_SCHEMA = "recsys"
 #: Seconds a statement may queue for a lock unless told otherwise. Unbounded, a publish or prune
 #: stuck behind one long transaction would also hold up every reader queued behind it.
 DEFAULT_LOCK_TIMEOUT = 60.0
-#: Name the Table objects in :mod:`recsys.schema` carry; translated to the configured schema.
+#: Name the Table objects in :mod:`recsys.storage.schema` carry; translated to the configured
+#: schema.
 SCHEMA_PLACEHOLDER = DEFAULT_SCHEMA
 
 
@@ -72,7 +73,7 @@ def resolve(explicit: str | None) -> DatabaseTarget:
     from_env = os.environ.get("RECSYS_DATABASE_URL")
     if from_env:
         return DatabaseTarget(parse_url(from_env), "RECSYS_DATABASE_URL")
-    from recsys.embedded import embedded_url, recsys_home
+    from recsys.storage.embedded import embedded_url, recsys_home
 
     return DatabaseTarget(parse_url(embedded_url()), f"embedded PostgreSQL in {recsys_home()}")
 

@@ -23,7 +23,7 @@ def driver_connection(conn: sa.Connection) -> psycopg.Connection:
 
 def schema_of(conn: sa.Connection) -> str:
     """The real schema the placeholder ``recsys`` maps to on this connection."""
-    from recsys.database import SCHEMA_PLACEHOLDER
+    from recsys.storage.database import SCHEMA_PLACEHOLDER
 
     translate = conn.get_execution_options().get("schema_translate_map") or {}
     return translate.get(SCHEMA_PLACEHOLDER, SCHEMA_PLACEHOLDER)

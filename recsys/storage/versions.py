@@ -1,8 +1,8 @@
 """What the registry knows about versions: the list, one version in full, two side by side.
 
-Figures come from the analysts' views (:mod:`recsys.views`, ``sql/``), so the CLI shows exactly
-what SQL readers see; a ``running`` version whose run holds no lock any more is reported as
-``stale`` (its process died, see :func:`recsys.registry.is_live`).
+Figures come from the analysts' views (:mod:`recsys.storage.views`, ``sql/``), so the CLI shows
+exactly what SQL readers see; a ``running`` version whose run holds no lock any more is reported as
+``stale`` (its process died, see :func:`recsys.storage.registry.is_live`).
 """
 
 from dataclasses import dataclass, field
@@ -11,9 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from recsys import registry, schema, sqlfiles, views
 from recsys.errors import RecsysError
-from recsys.metrics import METRICS
+from recsys.evaluation.metrics import METRICS
+from recsys.storage import registry, schema, sqlfiles, views
 
 #: The figures ``versions`` shows per version, at the version's smallest evaluation cut-off.
 HEADLINE_METRICS = ("ndcg", "precision", "recall", "map")

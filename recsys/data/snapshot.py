@@ -10,8 +10,8 @@ import numpy as np
 import sqlalchemy as sa
 from psycopg import sql
 
-from recsys import schema
-from recsys.bulk import read_frame, schema_of
+from recsys.storage import schema
+from recsys.storage.bulk import read_frame, schema_of
 
 
 @dataclass(frozen=True)

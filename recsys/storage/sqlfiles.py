@@ -13,7 +13,7 @@ from importlib import resources
 import sqlalchemy as sa
 from psycopg import sql
 
-from recsys.bulk import driver_connection, schema_of
+from recsys.storage.bulk import driver_connection, schema_of
 
 _QUOTED_VARIABLE = re.compile(r":'(\w+)'")
 

@@ -12,8 +12,8 @@ CREATE on the schema. The role itself (LOGIN, password) is the DBA's to create.
 import sqlalchemy as sa
 from psycopg import sql
 
-from recsys.bulk import driver_connection, schema_of
 from recsys.errors import RecsysError
+from recsys.storage.bulk import driver_connection, schema_of
 
 
 def grant_reader(conn: sa.Connection, role: str) -> str:

@@ -13,10 +13,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from recsys import schema
-from recsys.bulk import schema_of
 from recsys.errors import InvalidInput
-from recsys.versions import require_published
+from recsys.storage import schema
+from recsys.storage.bulk import schema_of
+from recsys.storage.versions import require_published
 
 DEFAULT_ALIAS = "production"
 _NAME = re.compile(schema.VERSION_NAME_PATTERN)

@@ -25,9 +25,9 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
-from recsys import registry, schema
-from recsys.bulk import copy_frame, driver_connection, schema_of
 from recsys.faults import checkpoint
+from recsys.storage import registry, schema
+from recsys.storage.bulk import copy_frame, driver_connection, schema_of
 
 #: The order the output tables are locked in. A reader blocked on the first one holds none of the
 #: others when its query reads that one first; recommendations, the table most read, goes first.

@@ -2,14 +2,14 @@
 
 The CLI reads these views rather than re-deriving their logic (the published-only filter, the
 alias fallback, the lift over the baseline), so a figure on the terminal is the figure an analyst
-gets in SQL. Declared in the placeholder schema like :mod:`recsys.schema`; a test checks the
+gets in SQL. Declared in the placeholder schema like :mod:`recsys.storage.schema`; a test checks the
 columns against the migrated views. The views are created by migrations, never from here.
 """
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from recsys.database import SCHEMA_PLACEHOLDER
+from recsys.storage.database import SCHEMA_PLACEHOLDER
 
 metadata = sa.MetaData(schema=SCHEMA_PLACEHOLDER)
 

@@ -1,0 +1,1 @@
+"""Evaluation and scoring: ranking metrics, the popularity baseline, top-k."""

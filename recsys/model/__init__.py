@@ -1,0 +1,1 @@
+"""The model: LightGCN, its training loop and its settings."""

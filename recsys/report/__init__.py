@@ -1,0 +1,1 @@
+"""The HTML report of a version: the page and its plots."""

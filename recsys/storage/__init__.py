@@ -1,0 +1,2 @@
+"""Everything recsys keeps in PostgreSQL: schema, connections, bulk I/O, the version
+registry, publishing, reading versions back, aliases, pruning, migrations, views and grants."""
