@@ -1,5 +1,6 @@
 """``recsys-job demo``: the first thing a new user runs; works with no database server."""
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -8,11 +9,12 @@ import sqlalchemy as sa
 
 from recsys.ingest.movielens import parse_movielens
 from recsys.ingest.synthetic import generate
+from recsys.run_config import RunConfig
 from recsys.storage import migrate, schema
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.ingest import store
-from recsys_jobs.recommend import recommend
-from recsys_jobs.run import run
+from recsys_jobs.recommend import show_list
+from recsys_jobs.run import run_version
 
 DEMO_VERSION = "demo"
 
@@ -25,22 +27,26 @@ DEMO_VERSION = "demo"
     help="Load this MovieLens release instead of the built-in synthetic data set.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the synthetic data set.")
-@click.option("--epochs", type=int, help="Cap training epochs (default: the model's).")
-@click.pass_context
+@click.option(
+    "--epochs", type=click.IntRange(min=1), help="Cap training epochs (default: the model's)."
+)
 @pass_job
-def demo(
-    job: JobContext, ctx: click.Context, movielens_path: Path | None, seed: int, epochs: int | None
-) -> None:
+def demo(job: JobContext, movielens_path: Path | None, seed: int, epochs: int | None) -> None:
     """Migrate, load MovieLens or a synthetic data set, train and publish version 'demo'."""
     engine = job.engine(require_head=False)
     migrate.upgrade(engine, job.schema)
     started = time.perf_counter()
     data = parse_movielens(movielens_path) if movielens_path else generate(seed=seed)
     store(engine, data, started)
-    ctx.invoke(run, model_version=DEMO_VERSION, replace=True, epochs=epochs)
+    config = RunConfig()
+    if epochs is not None:
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, max_epochs=epochs)
+        )
+    run_version(engine, DEMO_VERSION, config, replace=True)
     for user_id in _sample_users(engine):
         click.echo()
-        ctx.invoke(recommend, user_id=user_id, version=DEMO_VERSION, as_json=False)
+        show_list(engine, user_id, version=DEMO_VERSION)
     click.echo(
         f"\nNext: `recsys-job versions`, `recsys-job show {DEMO_VERSION}`, "
         f"`recsys-job report {DEMO_VERSION}`; in SQL: "

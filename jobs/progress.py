@@ -21,3 +21,24 @@ def progress_bar(
         leave=False,
     ) as bar:
         yield bar.update
+
+
+def epoch_bars() -> Callable[[int, int], None]:
+    """A training ``on_step(done, total)`` callback: one bar per epoch (steps, rate, time left),
+    shown on a terminal once an epoch has run two seconds and gone when it ends, so the line the
+    run prints per epoch (all a log gets) follows a clean screen."""
+    bar: tqdm | None = None
+    epoch = 0
+
+    def on_step(done: int, total: int) -> None:
+        nonlocal bar, epoch
+        if bar is None:
+            epoch += 1
+            bar = tqdm(desc=f"epoch {epoch}", unit="steps", delay=2.0, disable=None, leave=False)
+        bar.total = total  # a time budget may re-plan an epoch's steps
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            bar = None
+
+    return on_step

@@ -1,6 +1,7 @@
 """``recsys-job recommend``: one user's list, with titles."""
 
 import click
+import sqlalchemy as sa
 
 from recsys.storage import user_list as recommending
 from recsys_jobs.context import JobContext, pass_job
@@ -19,7 +20,19 @@ def recommend(
     """Show a user's recommendations from a version or an alias."""
     if version and alias:
         raise click.UsageError("give --version or --alias, not both")
-    with job.engine().connect() as conn:
+    show_list(job.engine(), user_id, version=version, alias=alias, as_json=as_json)
+
+
+def show_list(
+    engine: sa.Engine,
+    user_id: int,
+    *,
+    version: str | None = None,
+    alias: str | None = None,
+    as_json: bool = False,
+) -> None:
+    """Print a user's list from a version or an alias (as a table, or JSON)."""
+    with engine.connect() as conn:
         found = recommending.for_user(conn, user_id, version=version, alias=alias)
     if as_json:
         emit_json(found)

@@ -1,28 +1,40 @@
 """``recsys-job run``: train, evaluate and publish one model version."""
 
 import os
+import re
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import sqlalchemy as sa
 from click.core import ParameterSource
 
 from recsys.errors import InvalidInput
 from recsys.model.settings import TrainConfig
+from recsys.run_config import SPLITS, RunConfig
 from recsys_jobs.context import JobContext, pass_job
+from recsys_jobs.progress import epoch_bars
 
 if TYPE_CHECKING:
-    from recsys.pipeline import RunConfig, RunResult
+    from recsys.pipeline import RunResult
 
 _TRAIN = TrainConfig()  # the defaults every option below shows
+_RUN = RunConfig()
 
-_OPTION_NAMES = {
-    "model_version", "epochs", "dim", "layers", "batch_size", "learning_rate", "l2", "top_k",
-    "eval_k", "split", "test_ratio", "cutoff", "val_ratio", "patience", "min_rating", "seed",
-    "replace",
-}  # fmt: skip
+#: Options whose TrainConfig field has another name; every other training option is named as its
+#: field. The remaining options are RunConfig fields (``eval_k`` → ``eval_ks``) or act on the run.
+_TRAIN_FIELDS = {
+    "epochs": "max_epochs",
+    "layers": "n_layers",
+    "max_train_time": "max_train_seconds",
+    **{name: name for name in ("dim", "steps_per_epoch", "batch_size", "learning_rate", "l2")},
+    **{name: name for name in ("val_ratio", "patience", "seed")},
+}
+_RUN_FIELDS = {name: name for name in ("split", "test_ratio", "cutoff", "top_k", "min_rating")} | {
+    "eval_k": "eval_ks"
+}
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> Path | None:
@@ -34,7 +46,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise click.BadParameter(f"{path}: {exc}") from None
     settings = {key.replace("-", "_"): value for key, value in values.items()}
-    unknown = sorted(set(settings) - _OPTION_NAMES)
+    known = {param.name for param in ctx.command.params if param.expose_value}
+    unknown = sorted(set(settings) - known)
     if unknown:
         raise click.BadParameter(f"{path}: unknown keys {', '.join(unknown)}")
     _check_numbers(path, settings, ctx.command)
@@ -76,6 +89,33 @@ class _Cutoffs(click.ParamType):
         return values
 
 
+_SECONDS_PER = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+class _Duration(click.ParamType):
+    """A duration such as ``90s``, ``25m``, ``2h`` or ``1h30m`` (a bare number is seconds);
+    converted to seconds."""
+
+    name = "DURATION"
+    _PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            parts = self._PART.findall(text)
+            if re.fullmatch(r"\d+(?:\.\d+)?", text):
+                seconds = float(text)
+            elif parts and "".join(n + u for n, u in parts) == text:
+                seconds = sum(float(n) * _SECONDS_PER[u] for n, u in parts)
+            else:
+                self.fail(f"expected a duration such as 90s, 25m or 2h, got {value!r}", param, ctx)
+        if not seconds > 0:
+            self.fail(f"the duration must be positive, got {value!r}", param, ctx)
+        return seconds
+
+
 def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
@@ -93,16 +133,31 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     help='TOML file with any of these options (e.g. epochs = 30, split = "temporal").',
 )
 @click.option("--epochs", default=_TRAIN.max_epochs, show_default=True, help="Training epochs.")
+@click.option(
+    "--max-train-time",
+    type=_Duration(),
+    help="Time budget for training (e.g. 90s, 25m, 2h): the learning-rate schedule is sized to "
+    "finish within it.  [default: none]",
+)
 @click.option("--dim", default=_TRAIN.dim, show_default=True, help="Embedding size.")
 @click.option("--layers", default=_TRAIN.n_layers, show_default=True, help="Propagation layers.")
 @click.option(
-    "--batch-size", default=_TRAIN.batch_size, show_default=True, help="BPR triples per step."
+    "--steps-per-epoch",
+    default=_TRAIN.steps_per_epoch,
+    show_default=True,
+    help="Steps an epoch; the batch is the training interactions divided among them.",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    help="BPR triples per step instead of --steps-per-epoch (an epoch's cost then grows with "
+    "the square of the data).",
 )
 @click.option(
     "--learning-rate",
     default=_TRAIN.learning_rate,
     show_default=True,
-    help="Adam's initial rate (half-cosine decay to 0 over the epochs).",
+    help="Adam's initial rate (half-cosine decay to 0 over the training steps).",
 )
 @click.option(
     "--l2",
@@ -110,20 +165,29 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     show_default=True,
     help="L2 weight on the batch's layer-0 embeddings.",
 )
-@click.option("--top-k", default=10, show_default=True, help="Recommendations written per user.")
 @click.option(
-    "--eval-k", type=_Cutoffs(), default="10,20", show_default=True, help="Evaluation cut-offs."
+    "--top-k", default=_RUN.top_k, show_default=True, help="Recommendations written per user."
+)
+@click.option(
+    "--eval-k",
+    type=_Cutoffs(),
+    default=",".join(map(str, _RUN.eval_ks)),
+    show_default=True,
+    help="Evaluation cut-offs.",
 )
 @click.option(
     "--split",
-    type=click.Choice(["stratified", "temporal", "leave-last"]),
-    default="stratified",
+    type=click.Choice(SPLITS),
+    default=_RUN.split,
     show_default=True,
     help="stratified: per-user random test share; temporal: a global time cut; leave-last: "
     "each user's latest rating.",
 )
 @click.option(
-    "--test-ratio", default=0.25, show_default=True, help="Test share (stratified, temporal)."
+    "--test-ratio",
+    default=_RUN.test_ratio,
+    show_default=True,
+    help="Test share (stratified, temporal).",
 )
 @click.option(
     "--cutoff",
@@ -147,21 +211,29 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     "--min-rating", type=float, help="Count only ratings ≥ this as interactions.  [default: all]"
 )
 @click.option(
-    "--seed", default=0, show_default=True, help="Seed for split, initialisation and sampling."
+    "--seed",
+    default=_TRAIN.seed,
+    show_default=True,
+    help="Seed for split, initialisation and sampling.",
 )
 @click.option("--replace", is_flag=True, help="Replace an already published version atomically.")
 @pass_job
-def run(job: JobContext, model_version: str, **options: object) -> None:
+def run(job: JobContext, model_version: str, replace: bool, **options: object) -> None:
     """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION."""
-    _refuse_ignored_split_options(click.get_current_context(), str(options["split"]))
-    engine = job.engine()  # before TensorFlow loads, so a database problem shows in seconds
+    config = _run_config(options)
+    _refuse_ignored_options(click.get_current_context(), config)
+    run_version(job.engine(), model_version, config, replace=replace)
+
+
+def run_version(engine: sa.Engine, version: str, config: RunConfig, *, replace: bool) -> None:
+    """Run the pipeline for ``version``, printing its progress and summary."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+    # Imported here, not at the top: TensorFlow takes seconds to load and only `run` needs it.
     from recsys.pipeline import run as run_pipeline
 
-    config = _run_config(options)
-    click.echo(f"run {model_version}: {_describe(config)}")
+    click.echo(f"run {version}: {_describe(config)}")
     result = run_pipeline(
-        engine, model_version, config, replace=bool(options["replace"]), report=click.echo
+        engine, version, config, replace=replace, report=click.echo, on_step=epoch_bars()
     )
     click.echo(_summary(result))
 
@@ -170,58 +242,41 @@ def run(job: JobContext, model_version: str, **options: object) -> None:
 _GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.DEFAULT_MAP)
 
 
-def _refuse_ignored_split_options(ctx: click.Context, split: str) -> None:
-    """Refuse a split option (given on the command line, in the environment or in --config) that
-    the chosen split would ignore, rather than run as if it had mattered."""
+def _refuse_ignored_options(ctx: click.Context, config: RunConfig) -> None:
+    """Refuse an option (given on the command line, in the environment or in --config) that the
+    run would ignore, rather than run as if it had mattered."""
     given = {
-        name
-        for name in ("test_ratio", "cutoff")
-        if ctx.get_parameter_source(name) in _GIVEN  # None under ctx.invoke (demo)
+        name for name in _TRAIN_FIELDS | _RUN_FIELDS if ctx.get_parameter_source(name) in _GIVEN
     }
-    if split == "temporal":
-        if given == {"test_ratio", "cutoff"}:
-            raise InvalidInput("invalid run options: give --cutoff or --test-ratio, not both")
-        return
-    # leave-last holds out each user's last interaction; stratified takes a ratio, not a time.
-    ignored = sorted(given if split == "leave-last" else given - {"test_ratio"})
+    if {"batch_size", "steps_per_epoch"} <= given:
+        raise InvalidInput("invalid run options: give --batch-size or --steps-per-epoch, not both")
+    if {"test_ratio", "cutoff"} <= given and config.split == "temporal":
+        raise InvalidInput("invalid run options: give --cutoff or --test-ratio, not both")
+    ignored = [
+        f"--{name.replace('_', '-')}"
+        for name, used in (("test_ratio", config.uses_test_ratio), ("cutoff", config.uses_cutoff))
+        if name in given and not used
+    ]
     if ignored:
-        names = " and ".join(f"--{name.replace('_', '-')}" for name in ignored)
-        verb = "does" if len(ignored) == 1 else "do"
-        raise InvalidInput(f"invalid run options: {names} {verb} not apply to --split {split}")
+        names, verb = " and ".join(ignored), "does" if len(ignored) == 1 else "do"
+        raise InvalidInput(
+            f"invalid run options: {names} {verb} not apply to --split {config.split}"
+        )
 
 
-def _run_config(options: dict[str, object]) -> "RunConfig":
-    # Imported here, not at the top: TensorFlow takes seconds to load and only `run` needs it.
-    from recsys.pipeline import RunConfig
-
-    overrides = {
-        "max_epochs": options["epochs"],
-        "dim": options["dim"],
-        "n_layers": options["layers"],
-        "batch_size": options["batch_size"],
-        "learning_rate": options["learning_rate"],
-        "l2": options["l2"],
-        "val_ratio": options["val_ratio"],
-        "patience": options["patience"],
-        "seed": options["seed"],
-    }
-    train = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
-    return RunConfig(
-        train=train,
-        split=str(options["split"]),
-        test_ratio=float(options["test_ratio"]),
-        cutoff=options["cutoff"],
-        top_k=int(options["top_k"]),
-        eval_ks=options["eval_k"],
-        min_rating=options["min_rating"],
-    )
+def _run_config(options: dict[str, object]) -> RunConfig:
+    train = {field: options[name] for name, field in _TRAIN_FIELDS.items()}
+    run = {field: options[name] for name, field in _RUN_FIELDS.items()}
+    return RunConfig(train=TrainConfig(**train), **run)
 
 
-def _describe(config: "RunConfig") -> str:
+def _describe(config: RunConfig) -> str:
     t = config.train
+    batching = f"batch {t.batch_size}" if t.batch_size else f"{t.steps_per_epoch} steps/epoch"
+    budget = f", budget {t.max_train_seconds:g} s" if t.max_train_seconds else ""
     return (
-        f"{config.split} split, dim {t.dim}, {t.n_layers} layers, batch {t.batch_size}, "
-        f"lr {t.learning_rate:g}, l2 {t.l2:g}, ≤{t.max_epochs} epochs, seed {t.seed}"
+        f"{config.split} split, dim {t.dim}, {t.n_layers} layers, {batching}, "
+        f"lr {t.learning_rate:g}, l2 {t.l2:g}, ≤{t.max_epochs} epochs{budget}, seed {t.seed}"
     )
 
 

@@ -11,12 +11,11 @@ interactions whose user and item it learnt are evaluated (a temporal split's new
 popularity fallback instead; the baseline is evaluated on the same interactions).
 """
 
-import math
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,67 +33,15 @@ from recsys.evaluation.baseline import popularity_scores
 from recsys.evaluation.evaluate import evaluate
 from recsys.evaluation.topk import top_k_embeddings, top_k_shared
 from recsys.faults import checkpoint
-from recsys.model.lightgcn import configure_threads
-from recsys.model.settings import TrainConfig
-from recsys.model.train import EpochStats, fit
+from recsys.model.lightgcn import compute_device, configure_threads
+from recsys.model.train import EpochStats, Schedule, StepProgress, fit
+from recsys.run_config import RunConfig
 from recsys.storage import registry
 from recsys.storage.bulk import array_literal
 from recsys.storage.publish import publish
 
-SPLITS = ("stratified", "temporal", "leave-last")
 #: Names under which the two rankers' figures are stored in ``evaluation_results.model``.
 MODEL_NAMES = {"model": "lightgcn", "baseline": "popularity"}
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that decides a run's result; stored as the version's ``params``."""
-
-    train: TrainConfig = field(default_factory=TrainConfig)
-    split: str = "stratified"
-    test_ratio: float = 0.25
-    cutoff: datetime | None = None
-    top_k: int = 10
-    eval_ks: tuple[int, ...] = (10, 20)
-    min_rating: float | None = None
-
-    def check(self) -> None:
-        """Reject settings that cannot produce a meaningful run, before any work."""
-        problems = []
-        if self.split not in SPLITS:
-            problems.append(f"unknown split {self.split!r} (choose from {', '.join(SPLITS)})")
-        uses_ratio = self.split == "stratified" or (self.split == "temporal" and not self.cutoff)
-        if uses_ratio and not 0 < self.test_ratio < 1:
-            problems.append(f"test ratio must be between 0 and 1, got {self.test_ratio}")
-        if self.train.max_epochs < 1:
-            problems.append(f"epochs must be at least 1, got {self.train.max_epochs}")
-        if self.top_k < 1 or any(k < 1 for k in self.eval_ks) or not self.eval_ks:
-            problems.append("top-k and every evaluation cut-off must be at least 1")
-        if not 0 <= self.train.val_ratio < 1:
-            problems.append(f"validation ratio must be in [0, 1), got {self.train.val_ratio}")
-        for name in ("dim", "n_layers", "batch_size", "patience"):
-            if getattr(self.train, name) < (0 if name == "n_layers" else 1):
-                problems.append(f"{name} must be positive, got {getattr(self.train, name)}")
-        if self.train.learning_rate <= 0 or self.train.l2 < 0:
-            problems.append("learning rate must be positive and L2 weight not negative")
-        if self.train.seed < 0:
-            problems.append(f"seed must not be negative, got {self.train.seed}")
-        numbers = {
-            "learning rate": self.train.learning_rate,
-            "L2 weight": self.train.l2,
-            "min-rating": self.min_rating,
-        }
-        for name, value in numbers.items():
-            if value is not None and not math.isfinite(value):  # NaN passes every comparison
-                problems.append(f"{name} must be a finite number, got {value}")
-        if problems:
-            raise InvalidInput("invalid run options: " + "; ".join(problems))
-
-    def params(self) -> dict[str, Any]:
-        flat = {k: v for k, v in asdict(self).items() if k != "train"} | asdict(self.train)
-        flat["cutoff"] = self.cutoff.isoformat() if self.cutoff else None
-        flat["eval_ks"] = list(self.eval_ks)
-        return flat
 
 
 @dataclass(frozen=True)
@@ -129,8 +76,13 @@ def run(
     *,
     replace: bool = False,
     report: Report = print,
+    on_step: StepProgress | None = None,
 ) -> RunResult:
-    """Train, evaluate, score and publish ``version``; raises on failure (after recording it)."""
+    """Train, evaluate, score and publish ``version``; raises on failure (after recording it).
+
+    ``report`` receives the run's lines (data, epochs, notes); ``on_step(done, total)`` each
+    training step within its epoch, for a progress bar.
+    """
     config.check()
     registry.validate_name(version)
     claim = registry.acquire(engine, version, replace=replace)
@@ -145,7 +97,9 @@ def run(
         registry.start(engine, claim, config.params())
         try:
             checkpoint("started")
-            result = _train_and_publish(engine, claim, snapshot, parts, config, timer, report)
+            result = _train_and_publish(
+                engine, claim, snapshot, parts, config, timer, report, on_step
+            )
         except BaseException as exc:
             registry.mark_failed(engine, claim, _describe(exc))
             raise
@@ -162,6 +116,7 @@ def _train_and_publish(
     config: RunConfig,
     timer: "_PhaseTimer",
     report: Report,
+    on_step: StepProgress | None,
 ) -> RunResult:
     train_users, train_items = snapshot.user[parts.train], snapshot.item[parts.train]
     stats = _data_stats(snapshot, parts)
@@ -186,11 +141,24 @@ def _train_and_publish(
         report(f"epoch {epoch.epoch:3d}: loss {epoch.loss:.4f}{validation} ({epoch.seconds:.1f} s)")
 
     configure_threads()
+    device = compute_device()
+    report(f"device: {device}")
     with timer("train"):
         trained = fit(
-            train_users, train_items, snapshot.n_users, snapshot.n_items, config.train, on_epoch
+            train_users,
+            train_items,
+            snapshot.n_users,
+            snapshot.n_items,
+            config.train,
+            on_epoch,
+            on_step,
         )
-    report(f"best epoch {trained.best_epoch} of {len(trained.history)}")
+    stats |= _training_stats(trained.schedule, config, device)
+    report(
+        f"best epoch {trained.best_epoch} of {len(trained.history)} "
+        f"({trained.schedule.total_steps:,} steps of {trained.schedule.batch_size:,} triples"
+        f"{'; as many as the time budget allowed' if trained.schedule.budget_limited else ''})"
+    )
     user_emb, item_emb = trained.model.embeddings()
 
     with timer("evaluate"):
@@ -313,6 +281,20 @@ def _data_stats(snapshot: Snapshot, parts: _Split) -> dict[str, Any]:
         "fallback_users": snapshot.n_users - users_in_training,
         "first_rated_at": _iso(ts.min()) if len(ts) else None,
         "last_rated_at": _iso(ts.max()) if len(ts) else None,
+    }
+
+
+def _training_stats(schedule: Schedule, config: RunConfig, device: str) -> dict[str, Any]:
+    """What training did, beside what it was asked to: the batch its steps-per-epoch setting
+    gave on this data, and the steps a time budget allowed."""
+    return {
+        "training_device": device,
+        "training_batch_size": schedule.batch_size,
+        "training_steps_per_epoch": schedule.steps_per_epoch,
+        "training_steps_planned": schedule.total_steps,
+        "training_epochs_planned": schedule.epochs,
+        "training_budget_seconds": config.train.max_train_seconds,
+        "training_budget_limited": schedule.budget_limited,
     }
 
 

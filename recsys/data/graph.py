@@ -2,10 +2,14 @@
 
 Public API:
     interaction_matrix(users, items, n_users, n_items) -> scipy.sparse.csr_matrix (bool)
-    normalized_adjacency(users, items, n_users, n_items) -> scipy.sparse.csr_matrix
+    normalized_interactions(users, items, n_users, n_items) -> scipy.sparse.csr_matrix
 
-Nodes 0..n_users-1 are users, n_users..n_users+n_items-1 are items. The matrix is built
-directly in sparse form (a dense (n_users+n_items)² matrix would not fit for real data).
+The LightGCN graph is bipartite: its symmetric-normalised adjacency D^-1/2 A D^-1/2 is
+[[0, R̂], [R̂ᵀ, 0]] with R̂ the normalised users × items block, so only R̂ is built (and
+its transpose, by the model). Propagating through the two blocks instead of the
+(users + items)² matrix does the same arithmetic while each product gathers rows of one
+side's table only, which is smaller and stays in cache longer. A dense matrix would not
+fit for real data; everything here is sparse.
 """
 
 import numpy as np
@@ -22,27 +26,24 @@ def interaction_matrix(
     return matrix
 
 
-def normalized_adjacency(
+def normalized_interactions(
     users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
 ) -> sp.csr_matrix:
-    """Symmetric-normalised bipartite adjacency D^-1/2 A D^-1/2 as float32 CSR.
+    """R̂ = D_u^-1/2 R D_i^-1/2 as float32 CSR, R the binary user × item matrix.
 
-    Repeated (user, item) pairs count once (A is binary). A node without edges has degree 0
-    and gets an all-zero row and column instead of the inf/NaN a plain 1/sqrt(0) would give.
-    The result is symmetric, which model.py relies on for its gradient.
+    Repeated (user, item) pairs count once. A user or item without interactions has degree 0
+    and an all-zero row or column instead of the inf/NaN a plain 1/sqrt(0) would give.
     """
-    users = np.asarray(users, dtype=np.int64)
-    items = np.asarray(items, dtype=np.int64)
-    n = n_users + n_items
-    rows = np.concatenate([users, items + n_users])
-    cols = np.concatenate([items + n_users, users])
-    adj = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n))
-    adj.sum_duplicates()
-    adj.data[:] = 1.0
-    degree = np.diff(adj.indptr).astype(np.float64)
-    inv_sqrt = np.zeros(n, dtype=np.float64)
-    np.divide(1.0, np.sqrt(degree), out=inv_sqrt, where=degree > 0)
-    row_of = np.repeat(np.arange(n), np.diff(adj.indptr))
-    adj.data = (inv_sqrt[row_of] * inv_sqrt[adj.indices]).astype(np.float32)
-    adj.sort_indices()
-    return adj
+    matrix = interaction_matrix(users, items, n_users, n_items).astype(np.float32)
+    matrix.sort_indices()
+    user_scale = _inverse_sqrt(np.diff(matrix.indptr))
+    item_scale = _inverse_sqrt(np.bincount(matrix.indices, minlength=n_items))
+    row_of = np.repeat(np.arange(n_users), np.diff(matrix.indptr))
+    matrix.data = (user_scale[row_of] * item_scale[matrix.indices]).astype(np.float32)
+    return matrix
+
+
+def _inverse_sqrt(degree: np.ndarray) -> np.ndarray:
+    scale = np.zeros(len(degree), dtype=np.float64)
+    np.divide(1.0, np.sqrt(degree, dtype=np.float64), out=scale, where=degree > 0)
+    return scale

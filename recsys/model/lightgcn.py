@@ -2,25 +2,33 @@
 
 Public API:
     configure_threads(intra_op=None, inter_op=1) -> None; call before any other TensorFlow use
-    LightGCN(adjacency, n_users, n_items, *, dim, n_layers, l2, learning_rate,
-             seed=0, propagation="csr")        (defaults live in train.TrainConfig)
+    compute_device() -> str, where the model's arithmetic runs ("GPU:0 (name)" or "CPU")
+    LightGCN(interactions, *, dim, n_layers, l2, learning_rate, seed=0)
         .train_step(users, positives, negatives) -> (loss, bpr_loss) tensors; one Adam step
-        .propagate()                              -> tf.Tensor [n_users+n_items, dim]
+        .propagate()                              -> (user_final, item_final) tensors
         .embeddings()                             -> (user_emb, item_emb) float32 numpy
-        .get_weights() / .set_weights(weights)    -> layer-0 table + optimiser state snapshot
+        .get_weights() / .set_weights(weights)    -> layer-0 tables + optimiser state snapshot
         .learning_rate                            -> tf.Variable, assign to schedule the rate
 
-The only trainable parameters are the layer-0 embeddings of users and items, kept in one
-table ordered like the graph (users first). Propagation is E^{k+1} = Â E^k for K layers and
-the final embedding is the mean of E^0..E^K; a score is the dot product of final
-embeddings. Propagation runs through ``sparse_csr_matrix_ops.matmul`` on a
-``CSRSparseMatrix``: a training epoch is 12-16x faster on 2 CPU cores than with
-``tf.sparse.sparse_dense_matmul`` on a COO ``SparseTensor`` (bench/train_speed.py, the
-only user of ``propagation="coo"``).
+The only trainable parameters are the layer-0 embeddings of users and items. With Â the
+symmetric-normalised adjacency of the bipartite graph, the final embeddings are
+P E⁰ with P = (I + Â + … + Â^K) / (K + 1), and a score is the dot product of final embeddings.
+
+A step is written out by hand rather than through ``tf.GradientTape``, because the model's
+structure makes the gradient cheap to state and the tape's version is wasteful:
+- Â = [[0, R̂], [R̂ᵀ, 0]], so a layer is two CSR products, R̂·E_items and R̂ᵀ·E_users, each
+  gathering rows of one side's table (graph.py says why that is faster than the full matrix).
+- P is symmetric, so the gradient with respect to E⁰ is P applied to the gradient with
+  respect to the final embeddings: the backward pass is the forward propagation again,
+  and needs no stored layers. The BPR gradient of the batch rows has a closed form.
+- Adam runs as TensorFlow's fused ``ResourceApplyAdam`` (one pass over each table) instead
+  of a chain of elementwise ops that each read and write the whole table.
+Products run through ``sparse_csr_matrix_ops.matmul`` on ``CSRSparseMatrix`` (on a GPU too,
+where TensorFlow places them when it sees one); bench/train_speed.py measures the step against
+the tape-based one and against the bare products.
 """
 
 import os
-from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,8 +36,6 @@ import tensorflow as tf
 from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 
 from recsys.model.settings import TrainConfig
-
-Propagation = Literal["csr", "coo"]
 
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
 
@@ -52,151 +58,146 @@ def configure_threads(intra_op: int | None = None, inter_op: int = 1) -> None:
         pass
 
 
-def _sparse_tensor(adjacency: sp.csr_matrix) -> tf.SparseTensor:
-    coo = adjacency.tocoo()
+def compute_device() -> str:
+    """The device TensorFlow places the model on: the first GPU it sees, else the CPU."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+    return f"GPU:0 ({name})" if name else "GPU:0"
+
+
+def csr_matrix(matrix: sp.csr_matrix) -> csr_ops.CSRSparseMatrix:
+    """A scipy CSR matrix as TensorFlow's CSRSparseMatrix (float32)."""
+    coo = matrix.tocoo()
     indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
     tensor = tf.SparseTensor(indices, coo.data.astype(np.float32), coo.shape)
-    return tf.sparse.reorder(tensor)
-
-
-def _csr_symmetric_matmul(matrix: csr_ops.CSRSparseMatrix):
-    """Â·x with the gradient Âᵀ·g computed as Â·g, since Â is symmetric.
-
-    The registered gradient of ``csr_ops.matmul`` multiplies by the transpose, which costs
-    an extra pass; reusing the same matrix makes a training step about 15% faster.
-    """
-
-    @tf.custom_gradient
-    def matmul(x: tf.Tensor):
-        def grad(upstream: tf.Tensor) -> tf.Tensor:
-            return csr_ops.matmul(matrix, upstream)
-
-        return csr_ops.matmul(matrix, x), grad
-
-    return matmul
+    return csr_ops.CSRSparseMatrix(tf.sparse.reorder(tensor))
 
 
 class LightGCN(tf.Module):
     """LightGCN embeddings over a fixed normalised graph, with its own Adam optimiser.
 
-    ``adjacency`` must be the symmetric normalised matrix from ``graph.normalized_adjacency``.
-    Layer-0 embeddings start as N(0, 0.1²) (the paper's reference code) drawn from a numpy
-    Generator seeded with ``seed``, so initialisation is reproducible.
+    ``interactions`` is R̂ from ``graph.normalized_interactions`` (users × items). Layer-0
+    embeddings start as N(0, 0.1²) (the paper's reference code) drawn from a numpy Generator
+    seeded with ``seed``, so initialisation is reproducible.
     """
 
     @classmethod
-    def from_config(
-        cls,
-        adjacency: sp.csr_matrix,
-        n_users: int,
-        n_items: int,
-        config: TrainConfig,
-        propagation: Propagation = "csr",
-    ) -> "LightGCN":
+    def from_config(cls, interactions: sp.csr_matrix, config: TrainConfig) -> "LightGCN":
         """The model a :class:`TrainConfig` describes (its size, L2, rate and seed)."""
         return cls(
-            adjacency,
-            n_users,
-            n_items,
+            interactions,
             dim=config.dim,
             n_layers=config.n_layers,
             l2=config.l2,
             learning_rate=config.learning_rate,
             seed=config.seed,
-            propagation=propagation,
         )
 
     def __init__(
         self,
-        adjacency: sp.csr_matrix,
-        n_users: int,
-        n_items: int,
+        interactions: sp.csr_matrix,
         *,
         dim: int,
         n_layers: int,
         l2: float,
         learning_rate: float,
         seed: int = 0,
-        propagation: Propagation = "csr",
     ) -> None:
         super().__init__(name="lightgcn")
-        n_nodes = n_users + n_items
-        if adjacency.shape != (n_nodes, n_nodes):
-            raise ValueError(f"adjacency is {adjacency.shape}, expected {(n_nodes, n_nodes)}")
-        self.n_users, self.n_items, self.n_layers = n_users, n_items, n_layers
+        self.n_users, self.n_items = interactions.shape
+        self.n_layers = n_layers
         self._l2 = tf.constant(l2, tf.float32)
         self.learning_rate = tf.Variable(learning_rate, dtype=tf.float32, trainable=False)
-        init = np.random.default_rng(seed).normal(0.0, 0.1, (n_nodes, dim)).astype(np.float32)
-        self.embedding = tf.Variable(init, name="embedding_0")
-        self._m = tf.Variable(tf.zeros_like(init), trainable=False)
-        self._v = tf.Variable(tf.zeros_like(init), trainable=False)
+        init = np.random.default_rng(seed).normal(0.0, 0.1, (self.n_users + self.n_items, dim))
+        init = init.astype(np.float32)
+        self.users = tf.Variable(init[: self.n_users], name="users_0")
+        self.items = tf.Variable(init[self.n_users :], name="items_0")
+        # Adam's first and second moments, one of each per table.
+        self._m = [tf.Variable(tf.zeros_like(t), trainable=False) for t in (self.users, self.items)]
+        self._v = [tf.Variable(tf.zeros_like(t), trainable=False) for t in (self.users, self.items)]
         self._t = tf.Variable(0.0, trainable=False)
-        sparse = _sparse_tensor(adjacency)
-        if propagation == "csr":
-            self._matmul = _csr_symmetric_matmul(csr_ops.CSRSparseMatrix(sparse))
-        elif propagation == "coo":
-            self._matmul = lambda x: tf.sparse.sparse_dense_matmul(sparse, x)
-        else:
-            raise ValueError(f"unknown propagation {propagation!r}")
+        self._r = csr_matrix(interactions)
+        self._rt = csr_matrix(interactions.T.tocsr())
         spec = tf.TensorSpec([None], tf.int32)
         self.train_step = tf.function(self._train_step, input_signature=[spec, spec, spec])
 
-    def propagate(self) -> tf.Tensor:
-        """Final embeddings of all nodes: mean over layers 0..K of Â^k E^0."""
-        layer = self.embedding
-        total = layer
-        for _ in range(self.n_layers):
-            layer = self._matmul(layer)
-            total = total + layer
-        return total / float(self.n_layers + 1)
+    def propagate(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Final embeddings of all users and items: mean over layers 0..K of Â^k E⁰."""
+        return self._mean_of_layers(self.users.read_value(), self.items.read_value())
 
-    def _loss(
-        self, users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        final = self.propagate()
-        item_offset = self.n_users
-        e_user = tf.gather(final, users)
-        e_pos = tf.gather(final, positives + item_offset)
-        e_neg = tf.gather(final, negatives + item_offset)
-        margin = tf.reduce_sum(e_user * (e_pos - e_neg), axis=1)
-        bpr = tf.reduce_mean(tf.nn.softplus(-margin))  # -log σ(pos - neg), overflow-safe
-        e0 = [
-            tf.gather(self.embedding, users),
-            tf.gather(self.embedding, positives + item_offset),
-            tf.gather(self.embedding, negatives + item_offset),
-        ]
-        squared = tf.add_n([tf.reduce_sum(tf.square(e)) for e in e0])
-        batch = tf.cast(tf.shape(users)[0], tf.float32)
-        return bpr + self._l2 * squared / 2.0 / batch, bpr
+    def _mean_of_layers(self, users: tf.Tensor, items: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """P·[users; items], P = mean of Â^0..Â^K; also the backward pass, P being symmetric."""
+        total_users, total_items = users, items
+        for _ in range(self.n_layers):
+            users, items = csr_ops.matmul(self._r, items), csr_ops.matmul(self._rt, users)
+            total_users, total_items = total_users + users, total_items + items
+        scale = 1.0 / (self.n_layers + 1)
+        return total_users * scale, total_items * scale
 
     def _train_step(
         self, users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        with tf.GradientTape() as tape:
-            loss, bpr = self._loss(users, positives, negatives)
-        grad = tf.convert_to_tensor(tape.gradient(loss, self.embedding))
-        self._adam(grad)
+        final_users, final_items = self.propagate()
+        e_user = tf.gather(final_users, users)
+        e_pos = tf.gather(final_items, positives)
+        e_neg = tf.gather(final_items, negatives)
+        margin = tf.reduce_sum(e_user * (e_pos - e_neg), axis=1)
+        batch = tf.cast(tf.shape(users)[0], tf.float32)
+        bpr = tf.reduce_mean(tf.nn.softplus(-margin))  # -log σ(pos - neg), overflow-safe
+        both = tf.concat([positives, negatives], axis=0)
+        u0, i0 = tf.gather(self.users, users), tf.gather(self.items, both)
+        squared = tf.reduce_sum(tf.square(u0)) + tf.reduce_sum(tf.square(i0))
+        loss = bpr + self._l2 * squared / 2.0 / batch
+
+        # d bpr / d margin, then the gradient of the final rows the batch touched.
+        slope = (-tf.sigmoid(-margin) / batch)[:, None]
+        grad_final_users = tf.math.unsorted_segment_sum(
+            slope * (e_pos - e_neg), users, self.n_users
+        )
+        grad_final_items = tf.math.unsorted_segment_sum(
+            tf.concat([slope * e_user, -slope * e_user], axis=0), both, self.n_items
+        )
+        grad_users, grad_items = self._mean_of_layers(grad_final_users, grad_final_items)
+        decay = self._l2 / batch
+        grad_users += decay * tf.math.unsorted_segment_sum(u0, users, self.n_users)
+        grad_items += decay * tf.math.unsorted_segment_sum(i0, both, self.n_items)
+        self._adam(grad_users, grad_items)
         return loss, bpr
 
-    def _adam(self, grad: tf.Tensor) -> None:
-        """Dense Adam update: the propagated gradient touches every row anyway."""
+    def _adam(self, grad_users: tf.Tensor, grad_items: tf.Tensor) -> None:
+        """Dense Adam: the propagated gradient touches nearly every row anyway."""
         t = self._t.assign_add(1.0)
-        m = self._m.assign(_BETA1 * self._m + (1.0 - _BETA1) * grad)
-        v = self._v.assign(_BETA2 * self._v + (1.0 - _BETA2) * tf.square(grad))
-        step = self.learning_rate * tf.sqrt(1.0 - _BETA2**t) / (1.0 - _BETA1**t)
-        self.embedding.assign_sub(step * m / (tf.sqrt(v) + _EPSILON))
+        grads = (grad_users, grad_items)
+        for table, grad, m, v in zip(
+            (self.users, self.items), grads, self._m, self._v, strict=True
+        ):
+            tf.raw_ops.ResourceApplyAdam(
+                var=table.handle,
+                m=m.handle,
+                v=v.handle,
+                beta1_power=tf.pow(_BETA1, t),
+                beta2_power=tf.pow(_BETA2, t),
+                lr=self.learning_rate,
+                beta1=_BETA1,
+                beta2=_BETA2,
+                epsilon=_EPSILON,
+                grad=grad,
+            )
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """Final (propagated) user and item embeddings as float32 numpy arrays."""
-        final = self.propagate().numpy()
-        return final[: self.n_users], final[self.n_users :]
+        users, items = self.propagate()
+        return users.numpy(), items.numpy()
+
+    def _variables(self) -> list[tf.Variable]:
+        return [self.users, self.items, *self._m, *self._v, self._t]
 
     def get_weights(self) -> list[np.ndarray]:
         """Copy of every variable (embeddings and Adam state), for restoring a best epoch."""
-        return [v.numpy() for v in (self.embedding, self._m, self._v, self._t)]
+        return [v.numpy() for v in self._variables()]
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
-        for variable, value in zip(
-            (self.embedding, self._m, self._v, self._t), weights, strict=True
-        ):
+        for variable, value in zip(self._variables(), weights, strict=True):
             variable.assign(value)

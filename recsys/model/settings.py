@@ -1,6 +1,7 @@
 """LightGCN training settings, in a module of their own so the CLI can show the defaults
-without importing TensorFlow (which takes seconds). Why these defaults: see recsys/train.py."""
+without importing TensorFlow (which takes seconds). Why these defaults: recsys/model/train.py."""
 
+import math
 from dataclasses import dataclass
 
 
@@ -10,9 +11,14 @@ class TrainConfig:
 
     dim, n_layers: embedding size and propagation depth (paper: 64, 3).
     l2: weight of the layer-0 L2 penalty on each batch's embeddings.
-    learning_rate: Adam's initial rate, decayed by a half cosine to 0 at ``max_epochs``.
-    batch_size: triples per step; an epoch has as many triples as training interactions.
-    max_epochs: epochs to train (fewer if early stopping fires).
+    learning_rate: Adam's initial rate, decayed by a half cosine to 0 over the training steps.
+    steps_per_epoch: steps in an epoch; the batch is the training interactions divided among
+        them, so an epoch costs the same number of full-graph propagations at any data size.
+    batch_size: triples per step instead (an epoch then has interactions ÷ batch steps, which
+        grows with the data); None to use ``steps_per_epoch``.
+    max_epochs: epochs to train (fewer if early stopping fires or the time budget is short).
+    max_train_seconds: time budget of training; the schedule is sized from the measured speed
+        of the first steps so that it completes within the budget. None: no budget.
     val_ratio: share of each user's training interactions held out for validation;
         0 disables validation and early stopping.
     patience: epochs without a better validation NDCG@eval_k before stopping.
@@ -24,9 +30,17 @@ class TrainConfig:
     n_layers: int = 3
     l2: float = 1e-3
     learning_rate: float = 0.05
-    batch_size: int = 4096
+    steps_per_epoch: int = 16
+    batch_size: int | None = None
     max_epochs: int = 40
+    max_train_seconds: float | None = None
     val_ratio: float = 0.0
     patience: int = 10
     eval_k: int = 10
     seed: int = 0
+
+    def batching(self, n_samples: int) -> tuple[int, int]:
+        """(triples per step, steps per epoch) for ``n_samples`` training triples an epoch."""
+        if self.batch_size is not None:
+            return self.batch_size, max(1, math.ceil(n_samples / self.batch_size))
+        return max(1, math.ceil(n_samples / self.steps_per_epoch)), self.steps_per_epoch

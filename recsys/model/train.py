@@ -1,41 +1,43 @@
-"""Training loop: BPR epochs, cosine learning-rate decay, optional early stopping.
+"""Training loop: BPR steps under a cosine learning-rate schedule, optional early stopping and
+time budget.
 
 Public API:
     TrainConfig           (from recsys.model.settings) the settings; defaults are tuned (below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
-    TrainResult(model, history, best_epoch)
-    cosine_rate(config, epoch) -> float, the learning rate used in that 1-based epoch
-    fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None) -> TrainResult
+    Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .epochs  .rate(config, step)
+    TrainResult(model, history, best_epoch, schedule)
+    fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None)
 
-Defaults, measured on ML-100K (stratified 75/25, seeds 1-3, 2 cores; bench/quality.py):
-batch 4096 with learning rate 0.05 decayed by a cosine to 0 over 40 epochs and L2 1e-3
-reach NDCG@10 0.473 ± 0.007 in ≈ 15 s of fitting. A full-graph propagation costs about the
-same for any batch size, so large batches with a high rate buy quality per second; the
-cosine decay removes the late-epoch noise of a high constant rate; L2 1e-4 overfits at
-these rates (NDCG peaks near 0.46 around epoch 35, then falls).
+Why a fixed number of steps per epoch: a step propagates the whole graph, and costs about the
+same at any batch size, so an epoch of interactions ÷ a fixed batch costs time that grows with
+the square of the data. With the batch growing with the data instead, an epoch costs
+``steps_per_epoch`` propagations and grows linearly (bench/train_speed.py measures it).
 
-``val_ratio`` defaults to 0 (train on every training interaction, keep the last epoch):
-carving 10% out for validation left the graph and the BPR positives smaller and cost
-0.018 NDCG@10 on the test set (0.455 ± 0.009 at the best validation epoch), more than
-picking the epoch gains. With ``val_ratio > 0`` the best validation epoch's weights are
-kept, without retraining on the validation part; patience 10 is needed because the
-validation NDCG is noisy at these rates (patience 5 stopped at epoch 9-18, NDCG 0.433).
+A time budget (``max_train_seconds``) sizes the schedule itself: after a few steps the loop
+measures their speed and plans as many steps as fit (at most ``max_epochs`` epochs), and the
+cosine decays to 0 over those. Each epoch's end re-measures and re-plans, so a machine that
+slows down shortens the remaining schedule rather than overrunning the budget.
 """
 
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from recsys.data import split
-from recsys.data.graph import interaction_matrix, normalized_adjacency
+from recsys.data.graph import interaction_matrix, normalized_interactions
 from recsys.data.sampler import BprSampler
 from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics
 from recsys.model.lightgcn import LightGCN
 from recsys.model.settings import TrainConfig
+
+#: Steps timed (after the first, which traces the graph) before a budget is planned.
+_WARMUP_STEPS = 3
+#: Share of the budget planned for: the rest absorbs noise and the final propagation.
+_BUDGET_SHARE = 0.95
 
 
 @dataclass(frozen=True)
@@ -49,18 +51,37 @@ class EpochStats:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """What training is planned to do: ``total_steps`` steps of ``batch_size`` triples."""
+
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    budget_limited: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.total_steps / self.steps_per_epoch)
+
+    def rate(self, config: TrainConfig, step: int) -> float:
+        """Learning rate of 0-based ``step``: the initial rate, decaying to 0 by a half cosine."""
+        progress = min(step / self.total_steps, 1.0)
+        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 @dataclass
 class TrainResult:
-    """The trained model (at its best epoch's weights), per-epoch history, best epoch."""
+    """The trained model (at its best epoch's weights), per-epoch history, best epoch, and the
+    schedule that training followed (as re-planned under a budget)."""
 
     model: LightGCN
     history: list[EpochStats]
     best_epoch: int
+    schedule: Schedule
 
 
-def cosine_rate(config: TrainConfig, epoch: int) -> float:
-    """Learning rate of 1-based ``epoch``: the initial rate at epoch 1, near 0 at the last."""
-    return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / config.max_epochs))
+StepProgress = Callable[[int, int], None]
 
 
 def fit(
@@ -70,6 +91,7 @@ def fit(
     n_items: int,
     config: TrainConfig = TrainConfig(),  # noqa: B008 - frozen, safe to share
     on_epoch: Callable[[EpochStats], None] | None = None,
+    on_step: StepProgress | None = None,
 ) -> TrainResult:
     """Train LightGCN on the given training interactions (contiguous indices).
 
@@ -77,11 +99,13 @@ def fit(
     trains on the rest, and training stops after ``patience`` epochs without a better
     validation NDCG@eval_k; the best epoch's weights are restored. Otherwise (or when the
     carve holds nothing out: every user has a single training interaction) all of them train
-    for ``max_epochs`` epochs and the last epoch is the result.
+    for the whole schedule and the last epoch is the result. ``on_step(done, total)`` is
+    called after every step with the steps done and planned in the current epoch.
 
     Raises ValueError when no user has an item outside their training items (BPR has no
     negative to sample), and RecsysError when the loss stops being finite.
     """
+    started = time.perf_counter()
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     rng = np.random.default_rng(config.seed)
@@ -97,26 +121,43 @@ def fit(
     if sampler.n_samples == 0:
         raise ValueError("nothing to train on: every user has every item, so no negative exists")
     model = LightGCN.from_config(
-        normalized_adjacency(fit_users, fit_items, n_users, n_items), n_users, n_items, config
+        normalized_interactions(fit_users, fit_items, n_users, n_items), config
     )
+    batch_size, steps_per_epoch = config.batching(sampler.n_samples)
+    schedule = Schedule(batch_size, steps_per_epoch, config.max_epochs * steps_per_epoch)
+    budget = _Budget(config.max_train_seconds, started)
+
     history: list[EpochStats] = []
     best_epoch, best_score, best_weights = 0, -math.inf, None
-    for epoch in range(1, config.max_epochs + 1):
-        started = time.perf_counter()
-        rate = cosine_rate(config, epoch)
-        model.learning_rate.assign(rate)
-        losses = [model.train_step(*batch)[0] for batch in sampler.epoch(config.batch_size)]
+    step, epoch = 0, 0
+    while step < schedule.total_steps:
+        epoch += 1
+        epoch_started = time.perf_counter()
+        rate = schedule.rate(config, step)
+        losses = []
+        epoch_end = min(epoch * steps_per_epoch, schedule.total_steps)
+        while step < epoch_end:
+            model.learning_rate.assign(schedule.rate(config, step))
+            losses.append(model.train_step(*sampler.batch(batch_size))[0])
+            step += 1
+            budget.step_done(step)
+            if budget.ready_to_plan(step):
+                schedule = budget.plan(schedule, step, config.max_epochs)
+                epoch_end = min(epoch_end, schedule.total_steps)
+            if on_step is not None:
+                first = (epoch - 1) * steps_per_epoch
+                on_step(step - first, epoch_end - first)
         loss = float(np.mean([float(x) for x in losses]))
         if not math.isfinite(loss):
             raise RecsysError(
                 f"training diverged at epoch {epoch}: the loss is {loss}; try a lower learning "
-                f"rate (this epoch's was {rate:g}) or L2 weight ({config.l2:g})"
+                f"rate (this epoch's started at {rate:g}) or L2 weight ({config.l2:g})"
             )
         val_ndcg = None
         if validating:
             metrics = embedding_metrics(*model.embeddings(), exclude, relevant, (config.eval_k,))
             val_ndcg = metrics.values[("ndcg", config.eval_k)]
-        stats = EpochStats(epoch, loss, val_ndcg, rate, time.perf_counter() - started)
+        stats = EpochStats(epoch, loss, val_ndcg, rate, time.perf_counter() - epoch_started)
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
@@ -126,6 +167,45 @@ def fit(
             best_epoch, best_score, best_weights = epoch, val_ndcg, model.get_weights()
         elif epoch - best_epoch >= config.patience:
             break
+        schedule = budget.replan(schedule, step, config.max_epochs)
     if best_weights is not None:
         model.set_weights(best_weights)
-    return TrainResult(model, history, best_epoch)
+    return TrainResult(model, history, best_epoch, schedule)
+
+
+class _Budget:
+    """Plans the number of steps that fit in ``seconds`` from the speed measured so far.
+
+    The first step is left out of the speed: it traces the TensorFlow function. Validation and
+    other per-epoch work count, since they are measured as part of the epochs' time.
+    """
+
+    def __init__(self, seconds: float | None, started: float) -> None:
+        self.seconds = seconds
+        self._started = started
+        self._timed_from: float | None = None  # when step 1 ended
+
+    def step_done(self, step: int) -> None:
+        if step == 1:
+            self._timed_from = time.perf_counter()
+
+    def ready_to_plan(self, step: int) -> bool:
+        return self.seconds is not None and step == 1 + _WARMUP_STEPS
+
+    def plan(self, schedule: Schedule, step: int, max_epochs: int) -> Schedule:
+        """The schedule that fits: as many steps as the remaining time allows at the measured
+        speed, no more than ``max_epochs`` epochs, and never fewer than the steps done."""
+        if self.seconds is None or self._timed_from is None or step < 2:
+            return schedule
+        now = time.perf_counter()
+        per_step = (now - self._timed_from) / (step - 1)
+        remaining = self.seconds * _BUDGET_SHARE - (now - self._started)
+        fits = step + max(0, math.floor(remaining / per_step))
+        most = max_epochs * schedule.steps_per_epoch
+        return replace(schedule, total_steps=min(fits, most), budget_limited=fits < most)
+
+    def replan(self, schedule: Schedule, step: int, max_epochs: int) -> Schedule:
+        """Re-plan at an epoch's end, once the first plan was made."""
+        if self.seconds is None or step <= _WARMUP_STEPS:
+            return schedule
+        return self.plan(schedule, step, max_epochs)

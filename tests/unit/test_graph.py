@@ -1,9 +1,9 @@
-"""Normalised adjacency against a dense numpy reference."""
+"""The normalised interaction block against a dense numpy reference of the full adjacency."""
 
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.data.graph import interaction_matrix, normalized_adjacency
+from recsys.data.graph import interaction_matrix, normalized_interactions
 
 
 def test_matches_dense_reference_with_duplicates_and_isolated_nodes() -> None:
@@ -17,12 +17,13 @@ def test_matches_dense_reference_with_duplicates_and_isolated_nodes() -> None:
     scale = np.where(degree > 0, 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0)), 0.0)
     expected = scale[:, None] * dense * scale[None, :]
 
-    adjacency = normalized_adjacency(users, items, n_users, n_items)
-    assert isinstance(adjacency, sp.csr_matrix) and adjacency.dtype == np.float32
-    np.testing.assert_allclose(adjacency.toarray(), expected, rtol=1e-6)
-    assert np.isfinite(adjacency.data).all()
-    assert (adjacency != adjacency.T).nnz == 0
-    assert adjacency[3].nnz == 0 and adjacency[n_users + 4].nnz == 0
+    block = normalized_interactions(users, items, n_users, n_items)
+    assert isinstance(block, sp.csr_matrix) and block.dtype == np.float32
+    assert block.shape == (n_users, n_items) and np.isfinite(block.data).all()
+    # The full adjacency is [[0, R̂], [R̂ᵀ, 0]]: R̂ is its users × items block.
+    np.testing.assert_allclose(block.toarray(), expected[:n_users, n_users:], rtol=1e-6)
+    np.testing.assert_allclose(block.toarray().T, expected[n_users:, :n_users], rtol=1e-6)
+    assert block[3].nnz == 0 and block[:, 4].nnz == 0
 
 
 def test_interaction_matrix_is_binary() -> None:

@@ -8,7 +8,7 @@ from recsys.data.graph import interaction_matrix
 from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics, evaluate
 from recsys.model.settings import TrainConfig
-from recsys.model.train import EpochStats, cosine_rate, fit
+from recsys.model.train import EpochStats, Schedule, fit
 
 
 def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -62,9 +62,11 @@ def test_early_stopping_restores_best_epoch() -> None:
 
 
 def test_cosine_rate_starts_at_rate_and_decays() -> None:
-    config = TrainConfig(learning_rate=0.1, max_epochs=10)
-    rates = [cosine_rate(config, e) for e in range(1, 11)]
-    assert rates[0] == 0.1 and bool(np.all(np.diff(rates) < 0))
+    config = TrainConfig(learning_rate=0.1)
+    schedule = Schedule(batch_size=8, steps_per_epoch=4, total_steps=40)
+    rates = [schedule.rate(config, step) for step in range(40)]
+    assert rates[0] == 0.1 and bool(np.all(np.diff(rates) < 0)) and rates[-1] < 0.001
+    assert schedule.epochs == 10
 
 
 def test_a_validation_carve_that_holds_nothing_out_trains_without_validation() -> None:

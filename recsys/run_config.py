@@ -1,0 +1,81 @@
+"""A run's settings: what decides its result, stored as the version's ``params``.
+
+TensorFlow-free (like ``recsys.model.settings``) so the CLI can show defaults and check options
+without loading it.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from recsys.errors import InvalidInput
+from recsys.model.settings import TrainConfig
+
+#: The ways a run can hold out test interactions (see recsys/data/split.py).
+SPLITS = ("stratified", "temporal", "leave-last")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's result; stored as the version's ``params``."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    split: str = "stratified"
+    test_ratio: float = 0.25
+    cutoff: datetime | None = None
+    top_k: int = 10
+    eval_ks: tuple[int, ...] = (10, 20)
+    min_rating: float | None = None
+
+    @property
+    def uses_test_ratio(self) -> bool:
+        """Whether the split takes ``test_ratio`` (stratified; temporal without a cut-off)."""
+        return self.split == "stratified" or (self.split == "temporal" and not self.cutoff)
+
+    @property
+    def uses_cutoff(self) -> bool:
+        """Whether the split takes ``cutoff`` (temporal only)."""
+        return self.split == "temporal"
+
+    def check(self) -> None:
+        """Reject settings that cannot produce a meaningful run, before any work."""
+        problems = []
+        if self.split not in SPLITS:
+            problems.append(f"unknown split {self.split!r} (choose from {', '.join(SPLITS)})")
+        if self.uses_test_ratio and not 0 < self.test_ratio < 1:
+            problems.append(f"test ratio must be between 0 and 1, got {self.test_ratio}")
+        train = self.train
+        if train.max_epochs < 1:
+            problems.append(f"epochs must be at least 1, got {train.max_epochs}")
+        if self.top_k < 1 or any(k < 1 for k in self.eval_ks) or not self.eval_ks:
+            problems.append("top-k and every evaluation cut-off must be at least 1")
+        if not 0 <= train.val_ratio < 1:
+            problems.append(f"validation ratio must be in [0, 1), got {train.val_ratio}")
+        for name in ("dim", "n_layers", "steps_per_epoch", "batch_size", "patience"):
+            value = getattr(train, name)
+            if value is not None and value < (0 if name == "n_layers" else 1):
+                problems.append(f"{name} must be positive, got {value}")
+        if train.learning_rate <= 0 or train.l2 < 0:
+            problems.append("learning rate must be positive and L2 weight not negative")
+        if train.max_train_seconds is not None and not train.max_train_seconds > 0:
+            budget = train.max_train_seconds
+            problems.append(f"the training time budget must be positive, got {budget} s")
+        if train.seed < 0:
+            problems.append(f"seed must not be negative, got {train.seed}")
+        numbers = {
+            "learning rate": train.learning_rate,
+            "L2 weight": train.l2,
+            "min-rating": self.min_rating,
+        }
+        for name, value in numbers.items():
+            if value is not None and not math.isfinite(value):  # NaN passes every comparison
+                problems.append(f"{name} must be a finite number, got {value}")
+        if problems:
+            raise InvalidInput("invalid run options: " + "; ".join(problems))
+
+    def params(self) -> dict[str, Any]:
+        flat = {k: v for k, v in asdict(self).items() if k != "train"} | asdict(self.train)
+        flat["cutoff"] = self.cutoff.isoformat() if self.cutoff else None
+        flat["eval_ks"] = list(self.eval_ks)
+        return flat
