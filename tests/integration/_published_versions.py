@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import URL
 
-from recsys.pipeline import RunConfig, run
+from recsys.pipeline import run
+from recsys.run_config import RunConfig
 from recsys.storage import registry
 from recsys.storage.bulk import array_literal
 from recsys.storage.publish import publish

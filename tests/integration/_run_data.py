@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 from recsys.ingest import synthetic
 from recsys.ingest.load import load
 from recsys.model.settings import TrainConfig
-from recsys.pipeline import RunConfig
+from recsys.run_config import RunConfig
 from recsys.storage import database, migrate, registry, schema
 from recsys.storage.bulk import schema_of
 from recsys_jobs.cli import main
