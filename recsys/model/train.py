@@ -180,14 +180,17 @@ class _Budget:
     other per-epoch work count, since they are measured as part of the epochs' time.
     """
 
-    def __init__(self, seconds: float | None, started: float) -> None:
+    def __init__(
+        self, seconds: float | None, started: float, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.seconds = seconds
         self._started = started
+        self._clock = clock
         self._timed_from: float | None = None  # when step 1 ended
 
     def step_done(self, step: int) -> None:
         if step == 1:
-            self._timed_from = time.perf_counter()
+            self._timed_from = self._clock()
 
     def ready_to_plan(self, step: int) -> bool:
         return self.seconds is not None and step == 1 + _WARMUP_STEPS
@@ -197,7 +200,7 @@ class _Budget:
         speed, no more than ``max_epochs`` epochs, and never fewer than the steps done."""
         if self.seconds is None or self._timed_from is None or step < 2:
             return schedule
-        now = time.perf_counter()
+        now = self._clock()
         per_step = (now - self._timed_from) / (step - 1)
         remaining = self.seconds * _BUDGET_SHARE - (now - self._started)
         fits = step + max(0, math.floor(remaining / per_step))

@@ -243,6 +243,17 @@ RUN_IN_PROCESS = {
     "table-in-config": (["--config", "{table}"], "unknown keys run"),
     "config-not-utf-8": (["--config", "{latin1}"], "can't decode byte 0xe9"),
     "missing-config": (["--config", "{missing}"], "does not exist"),
+    "batch-size-and-steps-per-epoch": (
+        ["--batch-size", "64", "--steps-per-epoch", "4"],
+        "give --batch-size or --steps-per-epoch, not both",
+    ),
+    "steps-per-epoch-zero": (["--steps-per-epoch", "0"], "steps_per_epoch must be positive"),
+    "train-time-not-a-duration": (["--max-train-time", "ten minutes"], "such as 90s, 25m or 2h"),
+    "train-time-zero": (["--max-train-time", "0s"], "the duration must be positive"),
+    "train-time-in-config-not-a-duration": (
+        ["--config", "{bad_budget}"],
+        "expected a duration such as 90s, 25m or 2h, got '10 min'",
+    ),
 }
 
 #: Version names refused whatever the options: too long, unicode, empty, leading dash.
@@ -255,6 +266,7 @@ CONFIGS = {
     "table": "[run]\nepochs = 2\n",
     "latin1": 'split = "caf\xe9"\n',
     "cutoff_and_ratio": 'cutoff = "2000-01-01"\ntest-ratio = 0.2\n',
+    "bad_budget": 'max-train-time = "10 min"\n',
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from sqlalchemy.engine import URL
 
 import recsys
@@ -20,6 +21,7 @@ from recsys.errors import InvalidInput
 from recsys.pipeline import run
 from recsys.storage import registry, schema
 from recsys.storage.bulk import schema_of
+from recsys_jobs.cli import main
 from tests.integration._run_data import (
     FAST_OPTIONS,
     N_ITEMS,
@@ -387,3 +389,56 @@ def test_a_config_file_sets_defaults_that_options_override(
     assert (params["max_epochs"], params["dim"], params["split"]) == (2, 12, "leave-last")
     assert params["eval_ks"] == [5] and ks == [5]
     assert epochs == 2
+
+
+def test_a_time_budget_sizes_the_schedule_and_the_registry_says_so(
+    populated: Populated, database_url: URL, tmp_path: Path
+) -> None:
+    """A budget far shorter than the epochs asked for: training plans what fits, completes its
+    learning-rate schedule, and params, history and `show` record what the budget allowed."""
+    engine, name = populated
+    config = tmp_path / "budget.toml"
+    config.write_text('max-train-time = "4s"\nsteps-per-epoch = 5\n', encoding="utf-8")
+    options = ("--epochs", "100000", "--dim", "16", "--layers", "2", "--config", str(config))
+    result = cli(database_url, name, "--model-version", "budget", *options)
+    assert result.exit_code == 0, result.output
+    assert "as many as the time budget allowed" in result.stdout
+    expect_published(engine, "budget")
+    with engine.connect() as conn:
+        row = version_row(conn, "budget")
+        history = conn.execute(
+            sa.select(schema.training_history.c.epoch, schema.training_history.c.seconds)
+            .where(schema.training_history.c.version == "budget")
+            .order_by(schema.training_history.c.epoch)
+        ).all()
+    stats = row.data_stats
+    assert row.params["max_train_seconds"] == 4.0 and row.params["steps_per_epoch"] == 5
+    assert stats["training_budget_seconds"] == 4.0 and stats["training_budget_limited"] is True
+    assert stats["training_steps_per_epoch"] == 5
+    planned = stats["training_epochs_planned"]
+    assert 1 <= planned < 100000 and len(history) == planned
+    assert stats["training_steps_planned"] <= planned * 5
+    url = database_url.render_as_string(hide_password=False)
+    shown = CliRunner().invoke(main, ["--database-url", url, "--schema", name, "show", "budget"])
+    assert "training_budget_limited" in shown.stdout and "max_train_seconds" in shown.stdout
+
+
+def test_steps_per_epoch_sets_the_batch_from_the_data(
+    populated: Populated, database_url: URL
+) -> None:
+    engine, name = populated
+    result = cli(
+        database_url, name, "--model-version", "steps", *FAST_OPTIONS, "--steps-per-epoch", "3"
+    )
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        stats = version_row(conn, "steps").data_stats
+    assert stats["training_steps_per_epoch"] == 3 and stats["training_steps_planned"] == 9
+    # The batch spreads the training interactions (users with a negative) over 3 steps.
+    assert stats["training_batch_size"] == math.ceil(stats["train_interactions"] / 3)
+    fixed = cli(database_url, name, "--model-version", "fixed", *FAST_OPTIONS, "--batch-size", "50")
+    assert fixed.exit_code == 0, fixed.output
+    with engine.connect() as conn:
+        stats = version_row(conn, "fixed").data_stats
+    assert stats["training_batch_size"] == 50
+    assert stats["training_steps_per_epoch"] == math.ceil(stats["train_interactions"] / 50)

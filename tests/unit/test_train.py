@@ -8,7 +8,7 @@ from recsys.data.graph import interaction_matrix
 from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics, evaluate
 from recsys.model.settings import TrainConfig
-from recsys.model.train import EpochStats, Schedule, fit
+from recsys.model.train import EpochStats, Schedule, _Budget, fit
 
 
 def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -84,3 +84,40 @@ def test_nothing_to_sample_and_divergence_are_refused() -> None:
     users, items, n_users, n_items = _planted()
     with pytest.raises(RecsysError, match="training diverged at epoch"):
         fit(users, items, n_users, n_items, TrainConfig(learning_rate=1e30, max_epochs=3))
+
+
+def test_a_budget_plans_the_steps_that_fit_at_the_measured_speed() -> None:
+    """10 s budget from t=0; step 1 (tracing) ends at 1.0 s, steps 2-4 take 0.2 s each: 95% of
+    the budget leaves 9.5 - 1.6 = 7.9 s, 39 more steps, 43 in all (under 100 epochs × 4)."""
+    now = [0.0]
+    budget = _Budget(10.0, started=0.0, clock=lambda: now[0])
+    schedule = Schedule(batch_size=8, steps_per_epoch=4, total_steps=400)
+    now[0] = 1.0
+    budget.step_done(1)
+    now[0] = 1.6
+    assert budget.ready_to_plan(4)
+    planned = budget.plan(schedule, 4, max_epochs=100)
+    assert planned.total_steps == 43 and planned.budget_limited and planned.epochs == 11
+    # The machine slowed down: at step 20, 9.4 s have passed, so nothing more fits.
+    now[0] = 9.4
+    assert budget.replan(planned, 20, max_epochs=100).total_steps == 20
+    # A generous budget is capped by the epochs asked for, and says it was not the limit.
+    roomy = _Budget(1000.0, started=0.0, clock=lambda: now[0])
+    now[0] = 1.0
+    roomy.step_done(1)
+    now[0] = 1.6
+    capped = roomy.plan(schedule, 4, max_epochs=100)
+    assert capped.total_steps == 400 and not capped.budget_limited
+
+
+def test_a_time_budget_ends_training_with_its_schedule_completed() -> None:
+    users, items, n_users, n_items = _planted()
+    config = TrainConfig(
+        dim=8, n_layers=1, steps_per_epoch=4, max_epochs=100_000, max_train_seconds=2.0
+    )
+    result = fit(users, items, n_users, n_items, config)
+    schedule = result.schedule
+    assert schedule.budget_limited and 4 < schedule.total_steps < 400_000
+    assert len(result.history) == schedule.epochs
+    # The cosine reached (nearly) zero: the last step's rate is a sliver of the first.
+    assert schedule.rate(config, schedule.total_steps - 1) < 0.01 * config.learning_rate
