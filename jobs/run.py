@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from click.core import ParameterSource
 
 from recsys.errors import InvalidInput
+from recsys.memory import parse_size
 from recsys.model.settings import TrainConfig
 from recsys.run_config import SPLITS, RunConfig
 from recsys_jobs.context import JobContext, pass_job
@@ -116,6 +117,20 @@ class _Duration(click.ParamType):
         return seconds
 
 
+class _Size(click.ParamType):
+    """A memory size such as ``8G`` or ``512M``; converted to bytes."""
+
+    name = "SIZE"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
@@ -217,15 +232,34 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     help="Seed for split, initialisation and sampling.",
 )
 @click.option("--replace", is_flag=True, help="Replace an already published version atomically.")
+@click.option(
+    "--memory-limit",
+    type=_Size(),
+    help="Refuse to train when the run's memory estimate exceeds this (e.g. 8G).  "
+    "[default: the memory available]",
+)
 @pass_job
-def run(job: JobContext, model_version: str, replace: bool, **options: object) -> None:
+def run(
+    job: JobContext,
+    model_version: str,
+    replace: bool,
+    memory_limit: int | None,
+    **options: object,
+) -> None:
     """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION."""
     config = _run_config(options)
     _refuse_ignored_options(click.get_current_context(), config)
-    run_version(job.engine(), model_version, config, replace=replace)
+    run_version(job.engine(), model_version, config, replace=replace, memory_limit=memory_limit)
 
 
-def run_version(engine: sa.Engine, version: str, config: RunConfig, *, replace: bool) -> None:
+def run_version(
+    engine: sa.Engine,
+    version: str,
+    config: RunConfig,
+    *,
+    replace: bool,
+    memory_limit: int | None = None,
+) -> None:
     """Run the pipeline for ``version``, printing its progress and summary."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
     # Imported here, not at the top: TensorFlow takes seconds to load and only `run` needs it.
@@ -233,7 +267,13 @@ def run_version(engine: sa.Engine, version: str, config: RunConfig, *, replace: 
 
     click.echo(f"run {version}: {_describe(config)}")
     result = run_pipeline(
-        engine, version, config, replace=replace, report=click.echo, on_step=epoch_bars()
+        engine,
+        version,
+        config,
+        replace=replace,
+        report=click.echo,
+        on_step=epoch_bars(),
+        memory_limit=memory_limit,
     )
     click.echo(_summary(result))
 

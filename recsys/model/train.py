@@ -4,8 +4,8 @@ time budget.
 Public API:
     TrainConfig           (from recsys.model.settings) the settings; defaults are tuned (below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
-    Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .epochs  .rate(config, step)
-    TrainResult(model, history, best_epoch, schedule)
+    Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .rate(config, step)
+    TrainResult(model, history, best_epoch, schedule, steps)
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None)
 
 Why a fixed number of steps per epoch: a step propagates the whole graph, and costs about the
@@ -60,10 +60,6 @@ class Schedule:
     total_steps: int
     budget_limited: bool = False
 
-    @property
-    def epochs(self) -> int:
-        return math.ceil(self.total_steps / self.steps_per_epoch)
-
     def rate(self, config: TrainConfig, step: int) -> float:
         """Learning rate of 0-based ``step``: the initial rate, decaying to 0 by a half cosine."""
         progress = min(step / self.total_steps, 1.0)
@@ -72,13 +68,14 @@ class Schedule:
 
 @dataclass
 class TrainResult:
-    """The trained model (at its best epoch's weights), per-epoch history, best epoch, and the
-    schedule that training followed (as re-planned under a budget)."""
+    """The trained model (at its best epoch's weights), per-epoch history, best epoch, the
+    schedule that training followed (as re-planned under a budget), and the steps it took."""
 
     model: LightGCN
     history: list[EpochStats]
     best_epoch: int
     schedule: Schedule
+    steps: int
 
 
 StepProgress = Callable[[int, int], None]
@@ -135,7 +132,8 @@ def fit(
         epoch_started = time.perf_counter()
         rate = schedule.rate(config, step)
         losses = []
-        epoch_end = min(epoch * steps_per_epoch, schedule.total_steps)
+        epoch_start = step
+        epoch_end = min(step + steps_per_epoch, schedule.total_steps)
         while step < epoch_end:
             model.learning_rate.assign(schedule.rate(config, step))
             losses.append(model.train_step(*sampler.batch(batch_size))[0])
@@ -145,8 +143,7 @@ def fit(
                 schedule = budget.plan(schedule, step, config.max_epochs)
                 epoch_end = min(epoch_end, schedule.total_steps)
             if on_step is not None:
-                first = (epoch - 1) * steps_per_epoch
-                on_step(step - first, epoch_end - first)
+                on_step(step - epoch_start, epoch_end - epoch_start)
         loss = float(np.mean([float(x) for x in losses]))
         if not math.isfinite(loss):
             raise RecsysError(
@@ -170,7 +167,7 @@ def fit(
         schedule = budget.replan(schedule, step, config.max_epochs)
     if best_weights is not None:
         model.set_weights(best_weights)
-    return TrainResult(model, history, best_epoch, schedule)
+    return TrainResult(model, history, best_epoch, schedule, step)
 
 
 class _Budget:

@@ -17,7 +17,7 @@ open transaction on an output table delays a publish by its length, up to ``lock
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -44,39 +44,73 @@ def partition_name(table: sa.Table, run_id: int) -> str:
     return f"{table.name}_r{run_id}"
 
 
+class RunTables:
+    """The run's own table of each output, created and filled inside the publishing transaction.
+
+    :meth:`open` creates an output's table (announcing ``write:<table>`` to fault injection
+    first) and returns its name; rows go in by COPY, binary for the large outputs. The version
+    column is filled by a column default, so writers send only the other columns.
+    """
+
+    def __init__(self, conn: sa.Connection, claim: registry.Claim) -> None:
+        self.conn, self.claim = conn, claim
+        self.namespace = schema_of(conn)
+        self.opened: list[sa.Table] = []
+
+    def name(self, table: sa.Table) -> sql.Identifier:
+        return sql.Identifier(self.namespace, partition_name(table, self.claim.run_id))
+
+    def open(self, table: sa.Table) -> sql.Identifier:
+        checkpoint(f"write:{table.name}")
+        self.conn.execute(sa.schema.CreateTable(_partition_table(table, self.claim)))
+        self.opened.append(table)
+        return self.name(table)
+
+    def copy_frame(self, table: sa.Table, frame: pd.DataFrame) -> int:
+        """Create ``table``'s run table and COPY a (small) frame into it, as CSV."""
+        return copy_frame(self.conn, self.open(table), frame)
+
+    def add_keys(self) -> None:
+        """Primary keys, built once the rows are in so that ATTACH adopts them rather than
+        building them under the exclusive lock that makes readers wait; and the version default
+        goes, leaving the partitions plain copies of their parents' columns."""
+        cursor = driver_connection(self.conn).cursor()
+        for table in self.opened:
+            key = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.primary_key)
+            cursor.execute(
+                sql.SQL(
+                    "ALTER TABLE {} ADD PRIMARY KEY ({}), ALTER COLUMN version DROP DEFAULT"
+                ).format(self.name(table), key)
+            )
+
+
 def publish(
     engine: sa.Engine,
     claim: registry.Claim,
-    outputs: Mapping[str, pd.DataFrame],
-    record: dict[str, Any],
-    progress: Callable[[int], None] | None = None,
+    write_outputs: Callable[[RunTables], dict[str, Any]],
 ) -> None:
-    """Load ``outputs`` (table name → frame without the version column) and publish them."""
+    """Write every output with ``write_outputs`` (which returns the registry record: params,
+    statistics, ...) and publish them, in one transaction."""
     with engine.begin() as conn:
         registry.confirm_held(conn, claim)  # a run that lost its claim writes nothing
-        cursor = driver_connection(conn).cursor()
-        namespace = schema_of(conn)
-        for table in schema.OUTPUT_TABLES:
-            checkpoint(f"write:{table.name}")
-            conn.execute(sa.schema.CreateTable(_partition_table(table, claim)))
-            part = sql.Identifier(namespace, partition_name(table, claim.run_id))
-            frame = outputs[table.name].assign(version=claim.version)
-            copy_frame(conn, part, frame[[c.name for c in table.columns]], progress)
-            # Built now, once the rows are in, so that ATTACH adopts it rather than building it
-            # under the exclusive lock that makes readers wait.
-            key = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.primary_key)
-            cursor.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(part, key))
+        tables = RunTables(conn, claim)
+        record = write_outputs(tables)
+        missing = set(schema.OUTPUT_TABLES) - set(tables.opened)
+        if missing:
+            raise ValueError(f"outputs not written: {sorted(t.name for t in missing)}")
+        tables.add_keys()
 
         checkpoint("publish:before")
         replaced = _published_run(conn, claim.version) if claim.replacing else None
         _lock_outputs(conn)
         if replaced is not None:
             _drop_run_tables(conn, replaced)
+        cursor = driver_connection(conn).cursor()
         for table in schema.OUTPUT_TABLES:
             cursor.execute(
                 sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
-                    sql.Identifier(namespace, table.name),
-                    sql.Identifier(namespace, partition_name(table, claim.run_id)),
+                    sql.Identifier(tables.namespace, table.name),
+                    tables.name(table),
                     sql.Literal(claim.version),
                 )
             )
@@ -91,14 +125,24 @@ def _partition_table(table: sa.Table, claim: registry.Claim) -> sa.Table:
 
     Built from the metadata rather than ``LIKE`` the output table, which would hold a lock on it
     until commit, and two runs holding those could never both get the exclusive lock to publish.
-    The primary key is added after the COPY; foreign keys come with ATTACH.
+    The primary key is added after the COPY; foreign keys come with ATTACH. The version column
+    defaults to the run's version while the rows go in.
     """
     name = partition_name(table, claim.run_id)
     checks = (c for c in table.constraints if isinstance(c, sa.CheckConstraint))
+    columns = (
+        sa.Column(
+            c.name,
+            c.type,
+            nullable=c.nullable,
+            server_default=sa.literal(claim.version) if c.name == "version" else None,
+        )
+        for c in table.columns
+    )
     return sa.Table(
         name,
         sa.MetaData(schema=table.schema),
-        *(sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns),
+        *columns,
         *(sa.CheckConstraint(c.sqltext, name=c.name) for c in checks),
         sa.CheckConstraint(sa.column("version") == claim.version, name=f"{name}_bound"),
     )

@@ -18,9 +18,9 @@ from sqlalchemy.engine import URL
 
 from recsys.pipeline import run
 from recsys.run_config import RunConfig
-from recsys.storage import registry
+from recsys.storage import registry, schema
 from recsys.storage.bulk import array_literal
-from recsys.storage.publish import publish
+from recsys.storage.publish import RunTables, publish
 from recsys_jobs.cli import main
 from tests.integration._run_data import fast_config, populated_schema
 
@@ -91,7 +91,13 @@ def publish_outputs(engine: sa.Engine, version: str, users: int = 3, items: int 
             ),
         }
         record = {"data_stats": {"users": users}, "phase_seconds": {}, "code_version": "test"}
-        publish(engine, claim, outputs, record)
+
+        def write_outputs(tables: RunTables) -> dict:
+            for table in schema.OUTPUT_TABLES:
+                tables.copy_frame(table, outputs[table.name])
+            return record
+
+        publish(engine, claim, write_outputs)
         return claim.run_id
     finally:
         claim.release()

@@ -250,6 +250,11 @@ RUN_IN_PROCESS = {
     "steps-per-epoch-zero": (["--steps-per-epoch", "0"], "steps_per_epoch must be positive"),
     "train-time-not-a-duration": (["--max-train-time", "ten minutes"], "such as 90s, 25m or 2h"),
     "train-time-zero": (["--max-train-time", "0s"], "the duration must be positive"),
+    "memory-limit-not-a-size": (["--memory-limit", "lots"], "expected a size such as 8G"),
+    "data-larger-than-the-memory-limit": (
+        ["--memory-limit", "64M"],
+        "more than the memory limit given (0.1 GiB)",
+    ),
     "train-time-in-config-not-a-duration": (
         ["--config", "{bad_budget}"],
         "expected a duration such as 90s, 25m or 2h, got '10 min'",

@@ -415,9 +415,9 @@ def test_a_time_budget_sizes_the_schedule_and_the_registry_says_so(
     assert row.params["max_train_seconds"] == 4.0 and row.params["steps_per_epoch"] == 5
     assert stats["training_budget_seconds"] == 4.0 and stats["training_budget_limited"] is True
     assert stats["training_steps_per_epoch"] == 5
-    planned = stats["training_epochs_planned"]
-    assert 1 <= planned < 100000 and len(history) == planned
-    assert stats["training_steps_planned"] <= planned * 5
+    epochs = stats["training_epochs"]
+    assert 1 <= epochs < 100000 and len(history) == epochs
+    assert epochs <= stats["training_steps"] <= epochs * 5
     url = database_url.render_as_string(hide_password=False)
     shown = CliRunner().invoke(main, ["--database-url", url, "--schema", name, "show", "budget"])
     assert "training_budget_limited" in shown.stdout and "max_train_seconds" in shown.stdout
@@ -433,7 +433,7 @@ def test_steps_per_epoch_sets_the_batch_from_the_data(
     assert result.exit_code == 0, result.output
     with engine.connect() as conn:
         stats = version_row(conn, "steps").data_stats
-    assert stats["training_steps_per_epoch"] == 3 and stats["training_steps_planned"] == 9
+    assert stats["training_steps_per_epoch"] == 3 and stats["training_steps"] == 9
     # The batch spreads the training interactions (users with a negative) over 3 steps.
     assert stats["training_batch_size"] == math.ceil(stats["train_interactions"] / 3)
     fixed = cli(database_url, name, "--model-version", "fixed", *FAST_OPTIONS, "--batch-size", "50")

@@ -1,0 +1,85 @@
+"""How much memory a run will need, checked before it trains, and how much it used.
+
+A data set too large for the machine should stop with a message, not be killed by the operating
+system an hour into training. The estimate counts what grows with the data after the snapshot
+is read (which is already resident when the check runs): the graph and its TensorFlow copies,
+the BPR sampler's arrays, the model's tables (layer-0 embeddings, Adam's moments, the forward
+and backward propagations' intermediates), the evaluation's sets, and one scoring block.
+bench/scale.py prints it beside the measured peak at each size.
+
+Public API:
+    estimate_bytes(n_users, n_items, train_interactions, ratings, dim) -> int
+    available_bytes() -> int           what this process may still take (cgroup limit, or RAM)
+    check_fits(estimate, limit=None)   raises InvalidInput when the estimate exceeds the limit
+    peak_rss_bytes() -> int            this process's peak resident memory so far
+    parse_size("8G") -> int
+"""
+
+import os
+import re
+import resource
+from pathlib import Path
+
+from recsys.errors import InvalidInput
+
+#: Bytes per training interaction: R̂ and R̂ᵀ in scipy and as TensorFlow CSR (with the COO
+#: tensors they are built from), the sampler's sorted keys, and the exclusion and relevance sets.
+_PER_INTERACTION = 160
+#: Bytes per rating read (counted or not): the every-rated-item exclusion of the final lists.
+_PER_RATING = 24
+#: Node tables of n_nodes × dim float32 alive at the peak of a training step: the two layer-0
+#: tables, Adam's two moments, and the forward and backward passes' layers and running sums.
+_TABLES = 16
+#: TensorFlow's runtime and the scoring block (a [chunk, n_items] float32 block of ~256 MB).
+_FIXED = 1 << 30
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def estimate_bytes(
+    n_users: int, n_items: int, train_interactions: int, ratings: int, dim: int
+) -> int:
+    """Memory a run needs beyond its snapshot, for a graph of this size."""
+    tables = (n_users + n_items) * dim * 4 * _TABLES
+    return _FIXED + tables + train_interactions * _PER_INTERACTION + ratings * _PER_RATING
+
+
+def available_bytes() -> int:
+    """Memory this process may still use: the cgroup's limit less its use where one is set
+    (a container), else what the kernel reports as available."""
+    cgroup = Path("/sys/fs/cgroup")
+    limit, used = cgroup / "memory.max", cgroup / "memory.current"
+    if limit.exists() and used.exists() and limit.read_text().strip() != "max":
+        return max(0, int(limit.read_text()) - int(used.read_text()))
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_fits(estimate: int, limit: int | None = None) -> None:
+    """Refuse a run whose estimate exceeds ``limit`` (default: what is available now)."""
+    available = available_bytes() if limit is None else limit
+    if estimate > available:
+        where = "the memory limit given" if limit is not None else "the memory available"
+        raise InvalidInput(
+            f"this data set needs about {_gib(estimate)} for training and scoring, more than "
+            f"{where} ({_gib(available)}); use a machine with more memory, a smaller --dim, or "
+            "fewer users and items (e.g. --min-rating)"
+        )
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def parse_size(text: str) -> int:
+    """``8G``, ``512M``, ``1.5T`` or a number of bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"expected a size such as 8G or 512M, got {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):.1f} GiB"
