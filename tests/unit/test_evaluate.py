@@ -34,38 +34,34 @@ KS = (1, 3)
 #: 1 / log2(rank + 1): the NDCG discount of ranks 1, 2, 3.
 D1, D2, D3 = 1.0, 1 / math.log2(3), 1 / math.log2(4)
 
-# Per user, the hits of its ranking (see the table) and the figures, averaged over users 0 and 1.
-# model:      user 0 hits (1, 0, 0), |test| 1;  user 1 hits (1, 0, 1), |test| 2
-# popularity: user 0 hits (0, 1, 0), |test| 1;  user 1 hits (0, 1, 1), |test| 2
-EXPECTED = {
-    ("model", 1): {
-        "precision": (1 + 1) / 2,
-        "recall": (1 + 1 / 2) / 2,
-        "ndcg": (D1 / D1 + D1 / D1) / 2,  # ideal DCG over min(|test|, 1) = 1 rank
-        "map": (1 / 1 + 1 / 1) / 2,  # ÷ min(|test|, k) = 1 for both
-        "map_full": (1 / 1 + 1 / 2) / 2,  # ÷ |test|
-        "hit_rate": 1.0,
-        "mrr": (1 + 1) / 2,
-    },
-    ("model", 3): {
-        "precision": (1 / 3 + 2 / 3) / 2,
-        "recall": (1 + 2 / 2) / 2,
-        "ndcg": (D1 / D1 + (D1 + D3) / (D1 + D2)) / 2,
-        "map": (1 / 1 + (1 / 1 + 2 / 3) / 2) / 2,
-        "map_full": (1 / 1 + (1 / 1 + 2 / 3) / 2) / 2,
-        "hit_rate": 1.0,
-        "mrr": (1 + 1) / 2,
-    },
-    ("baseline", 1): dict.fromkeys(METRICS, 0.0),  # neither user's first item is a test item
-    ("baseline", 3): {
-        "precision": (1 / 3 + 2 / 3) / 2,
-        "recall": (1 + 2 / 2) / 2,
-        "ndcg": (D2 / D1 + (D2 + D3) / (D1 + D2)) / 2,
-        "map": (1 / 2 + (1 / 2 + 2 / 3) / 2) / 2,
-        "map_full": (1 / 2 + (1 / 2 + 2 / 3) / 2) / 2,
-        "hit_rate": 1.0,
-        "mrr": (1 / 2 + 1 / 2) / 2,
-    },
+# Per user, the hits of its ranking (see the table), then each figure as the mean of users 0 and 1:
+#   model:      user 0 hits (1, 0, 0), |test| 1;  user 1 hits (1, 0, 1), |test| 2
+#   popularity: user 0 hits (0, 1, 0), |test| 1;  user 1 hits (0, 1, 1), |test| 2
+# map divides by min(|test|, k), map_full by |test|; the ideal DCG runs over min(|test|, k) ranks.
+COLUMNS = (("model", 1), ("model", 3), ("baseline", 1), ("baseline", 3))
+EXPECTED = {  # model@1, model@3, baseline@1 (no first item is a test item), baseline@3
+    "precision": ((1 + 1) / 2, (1 / 3 + 2 / 3) / 2, 0.0, (1 / 3 + 2 / 3) / 2),
+    "recall": ((1 + 1 / 2) / 2, (1 + 2 / 2) / 2, 0.0, (1 + 2 / 2) / 2),
+    "ndcg": (
+        (D1 / D1 + D1 / D1) / 2,
+        (D1 / D1 + (D1 + D3) / (D1 + D2)) / 2,
+        0.0,
+        (D2 / D1 + (D2 + D3) / (D1 + D2)) / 2,
+    ),
+    "map": (
+        (1 / 1 + 1 / 1) / 2,
+        (1 / 1 + (1 / 1 + 2 / 3) / 2) / 2,
+        0.0,
+        (1 / 2 + (1 / 2 + 2 / 3) / 2) / 2,
+    ),
+    "map_full": (
+        (1 / 1 + 1 / 2) / 2,
+        (1 / 1 + (1 / 1 + 2 / 3) / 2) / 2,
+        0.0,
+        (1 / 2 + (1 / 2 + 2 / 3) / 2) / 2,
+    ),
+    "hit_rate": (1.0, 1.0, 0.0, 1.0),
+    "mrr": ((1 + 1) / 2, (1 + 1) / 2, 0.0, (1 / 2 + 1 / 2) / 2),
 }
 
 
@@ -85,8 +81,8 @@ def test_evaluate_excludes_training_items_counts_training_popularity_and_test_us
     found = {(row.model, row.k, row.metric): row.value for row in rows}
     expected = {
         (model, k, metric): value
-        for (model, k), values in EXPECTED.items()
-        for metric, value in values.items()
+        for metric, values in EXPECTED.items()
+        for (model, k), value in zip(COLUMNS, values, strict=True)
     }
     assert found == pytest.approx(expected, abs=1e-12)
     assert [(row.model, row.k, row.metric) for row in rows] == [
