@@ -1,24 +1,23 @@
-"""End-to-end figures for `recsys-job run` on ML-100K: wall seconds and peak memory.
+"""End-to-end figures for `recsys-job` on ML-100K: wall seconds and peak memory of each command.
 
-Ingests ML-100K into a scratch schema of the database given (``--database-url`` or
-``RECSYS_DATABASE_URL``; default: the embedded server), then times ``recsys-job run`` as a child
-process and reports its peak resident memory. The scratch schema is dropped afterwards.
+In a scratch schema of the database given (``--database-url`` or ``RECSYS_DATABASE_URL``; default:
+the embedded server) runs ``db upgrade``, ``ingest movielens`` and ``run`` as child processes, each
+reported with its own peak resident memory; then times how soon a second ``run`` of a version
+that another session holds is refused (exit 5; the process start is included). The scratch schema
+is dropped afterwards.
 
     python bench/end_to_end.py [--data ../shared/data/ml-100k] [--database-url URL] [-- run options]
 """
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
-import sqlalchemy as sa
+from _scratch import scratch_schema
 
-from recsys.storage import database
+from recsys.errors import VersionConflict
+from recsys.storage import registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,24 +31,29 @@ def main() -> None:
     if not args.data.exists():
         sys.exit(f"no MovieLens data at {args.data}; pass --data")
 
-    target = database.resolve(args.database_url)
-    url = target.url.render_as_string(hide_password=False)
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    job = [sys.executable, "-m", "recsys_jobs", "--database-url", url, "--schema", schema]
-    print(f"database: {target.describe()}, scratch schema {schema}")
-    try:
-        subprocess.run([*job, "db", "upgrade"], check=True, capture_output=True)
-        subprocess.run([*job, "ingest", "movielens", str(args.data)], check=True)
-        started = time.perf_counter()
-        subprocess.run([*job, "run", "--model-version", "bench", *args.run_options], check=True)
-        wall = time.perf_counter() - started
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"recsys-job run on {args.data.name}: {wall:.1f} s wall, peak RSS {peak_mib:.0f} MiB")
-    finally:
-        engine = sa.create_engine(target.url)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        engine.dispose()
+    with scratch_schema(args.database_url) as scratch:
+        steps = {
+            "db upgrade": (["db", "upgrade"], True),
+            "ingest movielens": (["ingest", "movielens", str(args.data)], False),
+            "run": (["run", "--model-version", "bench", *args.run_options], False),
+        }
+        figures = {
+            name: scratch.job(command, quiet=quiet) for name, (command, quiet) in steps.items()
+        }
+        print(f"\non {args.data.name}:")
+        for name, child in figures.items():
+            print(f"  {name}: {child.seconds:.1f} s wall, peak RSS {child.peak_mib:.0f} MiB")
+
+        engine = scratch.engine()
+        claim = registry.acquire(engine, "held", replace=False)
+        try:
+            refused = scratch.job(["run", "--model-version", "held"], quiet=True, check=False)
+        finally:
+            claim.release()
+            engine.dispose()
+        if refused.returncode != VersionConflict.exit_code:
+            sys.exit(f"the run of a held version ended with exit {refused.returncode}, not 5")
+        print(f"  run of a version another session holds: refused after {refused.seconds:.1f} s")
 
 
 if __name__ == "__main__":

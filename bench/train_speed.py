@@ -73,7 +73,8 @@ def _compare(
     batches = list(sampler.epoch(batch_size))
     sample_seconds = time.perf_counter() - started
     timed = batches if steps is None else batches[:steps]
-    timing = "whole epochs" if steps is None else f"{steps} steps"
+    timing = "whole epochs" if steps is None else f"{steps} steps, the epoch extrapolated"
+    extrapolated = "" if steps is None else f" (extrapolated from {steps} steps)"
     print(
         f"\n{name}: {n_users} users, {n_items} items, {sampler.n_samples} interactions, "
         f"{adjacency.nnz} adjacency entries; {len(batches)} steps/epoch; sampling "
@@ -93,9 +94,10 @@ def _compare(
         epoch_seconds[propagation] = step_wall * len(batches) + sample_seconds
         print(
             f"  {propagation}: {1000 * step_wall:7.1f} ms/step wall ({1000 * step_cpu:.1f} CPU) "
-            f"→ {epoch_seconds[propagation]:8.2f} s/epoch"
+            f"→ {epoch_seconds[propagation]:8.2f} s/epoch{extrapolated}"
         )
-    print(f"  ratio coo/csr per epoch: {epoch_seconds['coo'] / epoch_seconds['csr']:.1f}x")
+    ratio = epoch_seconds["coo"] / epoch_seconds["csr"]
+    print(f"  ratio coo/csr per epoch: {ratio:.1f}x{extrapolated}")
 
 
 def _load() -> str:

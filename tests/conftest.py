@@ -3,6 +3,7 @@
 Order: ``RECSYS_TEST_DATABASE_URL`` (a fresh database is created for the session and dropped
 afterwards), else a Docker engine via testcontainers, else the embedded ``pgserver``. Every
 integration test gets a schema of its own, migrated to head, so tests never see each other's rows.
+Tests on real data take the ``ml100k`` fixture: skipped where the data is absent, failed in CI.
 """
 
 import os
@@ -21,9 +22,27 @@ from recsys.storage import database, migrate
 REPO = Path(__file__).resolve().parents[1]
 
 
-def ml100k_path() -> Path:
-    """MovieLens-100K for tests that need real data (``RECSYS_ML100K`` overrides)."""
-    return Path(os.environ.get("RECSYS_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
+def in_ci() -> bool:
+    """Whether a CI job runs the suite (``CI`` set to anything but empty, 0 or false)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def require_real_data(path: Path, hint: str) -> Path:
+    """``path`` if it exists. Otherwise the test is skipped on a developer's machine but fails
+    in CI: there a missing data folder is a broken set-up, and a skip would hide it as green."""
+    if path.exists():
+        return path
+    reason = f"real data not found at {path} ({hint})"
+    if in_ci():
+        pytest.fail(f"{reason}; CI must provide it", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def ml100k() -> Path:
+    """MovieLens-100K (``RECSYS_ML100K`` overrides ``../shared/data/ml-100k``)."""
+    folder = Path(os.environ.get("RECSYS_ML100K", REPO.parent / "shared" / "data" / "ml-100k"))
+    return require_real_data(folder / "u.data", "set RECSYS_ML100K").parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,7 +6,8 @@ Public API:
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
     Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .rate(config, step)
     TrainResult(model, history, best_epoch, schedule, steps)
-    fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None)
+    fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None,
+        *, after_epoch=None) -> TrainResult
 
 Why a fixed number of steps per epoch: a step propagates the whole graph, and costs about the
 same at any batch size, so an epoch of interactions ÷ a fixed batch costs time that grows with
@@ -89,6 +90,8 @@ def fit(
     config: TrainConfig = TrainConfig(),  # noqa: B008 - frozen, safe to share
     on_epoch: Callable[[EpochStats], None] | None = None,
     on_step: StepProgress | None = None,
+    *,
+    after_epoch: Callable[[LightGCN], None] | None = None,
 ) -> TrainResult:
     """Train LightGCN on the given training interactions (contiguous indices).
 
@@ -97,7 +100,9 @@ def fit(
     validation NDCG@eval_k; the best epoch's weights are restored. Otherwise (or when the
     carve holds nothing out: every user has a single training interaction) all of them train
     for the whole schedule and the last epoch is the result. ``on_step(done, total)`` is
-    called after every step with the steps done and planned in the current epoch.
+    called after every step with the steps done and planned in the current epoch;
+    ``after_epoch`` sees the model after every epoch, so a benchmark can score it per epoch
+    (``bench/quality.py --curve``) without a training loop of its own.
 
     Raises ValueError when no user has an item outside their training items (BPR has no
     negative to sample), and RecsysError when the loss stops being finite.
@@ -158,6 +163,8 @@ def fit(
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
+        if after_epoch is not None:
+            after_epoch(model)
         if val_ndcg is None:
             best_epoch = epoch
         elif val_ndcg > best_score:

@@ -4,6 +4,7 @@ Each process pays TensorFlow's import (about 7 s), so a test module launches its
 together and lets them wait at ``RECSYS_FAULT=<point>:pause`` where it needs to act mid-run.
 """
 
+import hashlib
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -15,7 +16,10 @@ from sqlalchemy.engine import URL
 
 from recsys import faults
 from recsys.storage import views
+from recsys.storage.bulk import schema_of
 from recsys.storage.database import SCHEMA_PLACEHOLDER
+from recsys.storage.schema import OUTPUT_TABLES
+from tests.integration._ingest_files import ROWS_MD5
 from tests.integration._run_data import (
     console_script,
     run_tables,
@@ -93,6 +97,28 @@ def visible(conn: sa.Connection, version: str) -> dict[str, int]:
             sa.select(sa.func.count()).select_from(view).where(view.c.version == version)
         ).scalar_one()
     return rows
+
+
+#: Checksums of a version no output table has a row of.
+ABSENT = (hashlib.md5(b"").hexdigest(),) * len(OUTPUT_TABLES)
+
+
+def output_checksums(schema_name: str, versions: str) -> sa.TextClause:
+    """One statement, so one snapshot: each version's name and an md5 of its rows in each of
+    the five output tables (see ABSENT). ``versions`` is a FROM item ``w`` with a column
+    ``name`` (and any WHERE clause on it)."""
+    columns = ", ".join(
+        f'(SELECT {ROWS_MD5} FROM "{schema_name}"."{table.name}" t WHERE t.version = w.name)'
+        for table in OUTPUT_TABLES
+    )
+    return sa.text(f"SELECT w.name, {columns} FROM {versions}")
+
+
+def contents(engine: sa.Engine, versions: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The output checksums of ``versions`` as they stand now."""
+    with engine.connect() as conn:
+        query = output_checksums(schema_of(conn), "unnest(CAST(:names AS text[])) AS w (name)")
+        return {name: tuple(sums) for name, *sums in conn.execute(query, {"names": list(versions)})}
 
 
 def assert_nothing_visible(conn: sa.Connection, version: str, run_ids: Sequence[int]) -> None:

@@ -160,13 +160,14 @@ def ingest(database_url: URL, schema: str, *args: str | Path) -> Result:
     return CliRunner().invoke(main, command)
 
 
+#: An md5 of the rows of the table aliased ``t``, in a canonical order (of '' when there are none).
+ROWS_MD5 = "md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
+
+
 def table_checksums(engine: sa.Engine, schema: str) -> dict[str, tuple[int, str]]:
     """Row count and an md5 of the ordered rows of every table in ``schema``: equal snapshots
     mean equal contents, whatever the tables are."""
-    query = (
-        "SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
-        ' FROM "{schema}"."{table}" t'
-    )
+    query = f'SELECT count(*), {ROWS_MD5} FROM "{{schema}}"."{{table}}" t'
     tables = sa.inspect(engine).get_table_names(schema=schema)
     with engine.connect() as conn:
         return {

@@ -6,9 +6,10 @@ publish code but with a handful of made-up output rows — no training — for t
 versions or a version published at a particular moment (prune, the reader role).
 """
 
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from recsys.run_config import RunConfig
 from recsys.storage import registry, schema
 from recsys.storage.bulk import array_literal
 from recsys.storage.publish import RunTables, publish
+from recsys.storage.schema import recommendations
 from recsys_jobs.cli import main
 from tests.integration._run_data import fast_config, populated_schema
 
@@ -49,8 +51,12 @@ def _with_validation(config: RunConfig, val_ratio: float) -> RunConfig:
     return replace(config, train=replace(config.train, val_ratio=val_ratio))
 
 
-def publish_outputs(engine: sa.Engine, version: str, users: int = 3, items: int = 4) -> int:
-    """Publish ``version`` with tiny outputs for users 1..users and movies 1..items; its run id."""
+def publish_outputs(
+    engine: sa.Engine, version: str, users: int = 3, items: int = 4, baseline_ndcg: float = 0.1
+) -> int:
+    """Publish ``version`` with tiny outputs for users 1..users and movies 1..items; its run id.
+
+    Its one evaluation figure is NDCG@10: 0.2 for the model, ``baseline_ndcg`` for popularity."""
     claim = registry.acquire(engine, version, replace=False)
     try:
         registry.start(engine, claim, {"dim": 2})
@@ -70,7 +76,7 @@ def publish_outputs(engine: sa.Engine, version: str, users: int = 3, items: int 
                     "model": ["lightgcn", "popularity"],
                     "metric": ["ndcg", "ndcg"],
                     "k": [10, 10],
-                    "value": [0.2, 0.1],
+                    "value": [0.2, baseline_ndcg],
                     "users_counted": [users, users],
                 }
             ),
@@ -101,6 +107,37 @@ def publish_outputs(engine: sa.Engine, version: str, users: int = 3, items: int 
         return claim.run_id
     finally:
         claim.release()
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Agreement of two versions' top-k lists, computed here from their recommendation rows."""
+
+    users: int
+    mean_jaccard: float
+    identical_share: float
+
+
+def overlap(engine: sa.Engine, version_a: str, version_b: str, k: int) -> Overlap:
+    """Jaccard@k (shared ÷ either) of each user's top-k sets in the two versions, averaged over
+    the users either version recommends to; and the share of users whose sets are identical."""
+    recs = recommendations
+    lists: dict[str, dict[int, set[int]]] = {
+        version_a: defaultdict(set),
+        version_b: defaultdict(set),
+    }
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(recs.c.version, recs.c.user_id, recs.c.movie_id).where(
+                recs.c.version.in_([version_a, version_b]), recs.c.rank <= k
+            )
+        )
+        for version, user, movie in rows:
+            lists[version][user].add(movie)
+    a, b = lists[version_a], lists[version_b]
+    users = set(a) | set(b)
+    jaccard = [len(a[u] & b[u]) / len(a[u] | b[u]) for u in users]
+    return Overlap(len(users), float(np.mean(jaccard)), float(np.mean([j == 1 for j in jaccard])))
 
 
 def cli(database_url: URL, schema: str, *args: str) -> Result:

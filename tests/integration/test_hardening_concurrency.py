@@ -4,8 +4,9 @@ One batch of processes: two runs of one version (the one that claims it first pa
 so the other must stop at once rather than wait), two different versions (one paused with its
 outputs written, just before it publishes, while a reader keeps reading), and a replacement of a
 version, held at its start until those are done and then let go while the ``production`` alias
-flips back and forth. A reader thread on a connection of its own queries the views throughout
-and records every state it sees: each version whole or absent, never a mix.
+flips back and forth. A reader thread on a connection of its own reads the output tables throughout
+and records every state it sees, as a checksum of each version's rows in each of the five tables:
+each version absent or exactly as finally published, never a mix of the two.
 """
 
 import subprocess
@@ -19,13 +20,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from recsys.errors import VersionConflict
-from recsys.evaluation.metrics import METRICS
 from recsys.pipeline import run
-from recsys.storage import database, registry, schema, views
+from recsys.storage import database, registry, schema
+from recsys.storage.bulk import schema_of
 from tests.integration._hardening_runs import (
+    ABSENT,
     Job,
+    contents,
     database_args,
     launch,
+    output_checksums,
     production_recommendations,
 )
 from tests.integration._published_versions import cli, publish_outputs
@@ -41,10 +45,8 @@ from tests.integration._run_data import (
 )
 
 OLD, SAME, PAIR_A, PAIR_B = "old", "same", "pair-a", "pair-b"
-#: (recommendations, evaluation_vs_baseline rows) of a whole version: top 10, every metric at
-#: cut-offs 10 and 20; OLD's replacement writes top 5 and cut-off 10 only.
-WHOLE, REPLACED = (10 * N_USERS, 2 * len(METRICS)), (5 * N_USERS, len(METRICS))
-ABSENT = (0, 0)
+#: Recommendations of a whole version (top 10), and of OLD's replacement (top 5).
+WHOLE, REPLACED = 10 * N_USERS, 5 * N_USERS
 #: Reads the reader must complete while PAIR_A's publish stands open, its outputs written.
 READS_WHILE_OPEN = 20
 #: In-process replacements of one version under a reader that never pauses.
@@ -55,15 +57,9 @@ PUBLISHES = 40
 MAX_READS, MAX_SECONDS, MAX_PROMOTIONS = 100_000, 240.0, 300
 
 
-def _rows(view: sa.Table, version: sa.ColumnElement[str]) -> sa.ScalarSelect[int]:
-    """The number of ``view``'s rows of ``version`` (a column of the enclosing query)."""
-    count = sa.select(sa.func.count()).select_from(view)
-    return count.where(view.c.version == version).scalar_subquery()
-
-
 class Reader(threading.Thread):
-    """Reads the views until stopped (or MAX_READS, or MAX_SECONDS) on an autocommit connection
-    of its own, as an analyst in psql would, recording each change of what it sees."""
+    """Reads until stopped (or MAX_READS, or MAX_SECONDS) on an autocommit connection of its own,
+    as an analyst in psql would, recording each change of what it sees."""
 
     def __init__(
         self, database_url: URL, schema: str, versions: tuple[str, ...], interval: float
@@ -74,18 +70,12 @@ class Reader(threading.Thread):
         self.stop = threading.Event()
         self.reads = 0
         self.errors: list[Exception] = []
-        #: Per version, each (recommendations, evaluation rows) seen, once per change, in order.
-        self.states: dict[str, list[tuple[int, int]]] = {v: [] for v in versions}
+        #: Per version, each set of output checksums seen, once per change, in order.
+        self.states: dict[str, list[tuple[str, ...]]] = {v: [] for v in versions}
         #: Every distinct answer of production_recommendations: ((version, rows), ...).
         self.production: set[tuple[tuple[str, int], ...]] = set()
-        wanted = sa.values(sa.column("name", sa.Text), name="wanted").data([(v,) for v in versions])
-
-        # One statement, so one snapshot for both views.
-        self.per_version = sa.select(
-            wanted.c.name,
-            _rows(views.published_recommendations, wanted.c.name),
-            _rows(views.evaluation_vs_baseline, wanted.c.name),
-        )
+        self.versions = list(versions)
+        self.per_version = output_checksums(schema, "unnest(CAST(:names AS text[])) AS w (name)")
         served = production_recommendations
         self.served = sa.select(served.c.version, sa.func.count()).group_by(served.c.version)
 
@@ -98,10 +88,10 @@ class Reader(threading.Thread):
                     and self.reads < MAX_READS
                     and time.monotonic() < deadline
                 ):
-                    for name, recommendations, evaluations in conn.execute(self.per_version):
+                    for name, *sums in conn.execute(self.per_version, {"names": self.versions}):
                         seen = self.states[name]
-                        if not seen or seen[-1] != (recommendations, evaluations):
-                            seen.append((recommendations, evaluations))
+                        if not seen or seen[-1] != tuple(sums):
+                            seen.append(tuple(sums))
                     self.production.add(tuple(map(tuple, conn.execute(self.served))))
                     self.reads += 1
                     self.stop.wait(self.interval)
@@ -122,8 +112,11 @@ class Concurrent:
     same_winner_alive_then: bool = False
     #: Reads completed while PAIR_A's publish was open, and PAIR_A's states meanwhile.
     reads_while_open: int = 0
-    states_while_open: list[tuple[int, int]] = field(default_factory=list)
+    states_while_open: list[tuple[str, ...]] = field(default_factory=list)
     promotions: int = 0
+    #: Output checksums of OLD as first published, and of every version once all had ended.
+    old_before: tuple[str, ...] = ()
+    final: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> bool:
@@ -139,9 +132,10 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> bool:
 def concurrent(database_url: URL) -> Iterator[Concurrent]:
     with populated_schema(database_url) as (engine, name):
         run(engine, OLD, fast_config(), report=quiet)
-        reader = Reader(database_url, name, (OLD, SAME, PAIR_A, PAIR_B), interval=0.005)
+        versions = (OLD, SAME, PAIR_A, PAIR_B)
+        reader = Reader(database_url, name, versions, interval=0.005)
         reader.start()
-        found = Concurrent(engine, name, reader)
+        found = Concurrent(engine, name, reader, old_before=contents(engine, [OLD])[OLD])
 
         def start(version: str, fault: str = "", *options: str) -> Job:
             args = [*database_args(database_url, name), "run", "--model-version", version]
@@ -161,7 +155,7 @@ def concurrent(database_url: URL) -> Iterator[Concurrent]:
 
             pair[PAIR_A].wait_paused()
             opened_at = reader.reads
-            _wait_for(lambda: reader.reads >= opened_at + READS_WHILE_OPEN, timeout=30)
+            assert _wait_for(lambda: reader.reads >= opened_at + READS_WHILE_OPEN, timeout=30)
             found.states_while_open = list(reader.states[PAIR_A])
             found.reads_while_open = reader.reads - opened_at
             pair[PAIR_A].resume()
@@ -178,10 +172,11 @@ def concurrent(database_url: URL) -> Iterator[Concurrent]:
             for target in (PAIR_A, OLD):  # and once more each after the replacement
                 assert cli(database_url, name, "promote", target).exit_code == 0
             promoted_at = reader.reads
-            _wait_for(lambda: reader.reads > promoted_at + 1, timeout=30)
+            assert _wait_for(lambda: reader.reads > promoted_at + 1, timeout=30)
         finally:
             reader.stop.set()
             reader.join()
+        found.final = contents(engine, versions)
         yield found
 
 
@@ -209,17 +204,21 @@ def test_two_versions_at_once_both_publish(concurrent: Concurrent) -> None:
 def test_readers_see_each_version_whole_or_not_at_all_during_publishes(
     concurrent: Concurrent,
 ) -> None:
-    reader = concurrent.reader
+    reader, final = concurrent.reader, concurrent.final
     assert reader.errors == []
     assert concurrent.reads_while_open >= READS_WHILE_OPEN
     assert concurrent.states_while_open == [ABSENT]
     # Each state once, in this order: nothing half-written, nothing that went back.
     assert reader.states == {
-        OLD: [WHOLE, REPLACED],
-        SAME: [ABSENT, WHOLE],
-        PAIR_A: [ABSENT, WHOLE],
-        PAIR_B: [ABSENT, WHOLE],
+        OLD: [concurrent.old_before, final[OLD]],
+        SAME: [ABSENT, final[SAME]],
+        PAIR_A: [ABSENT, final[PAIR_A]],
+        PAIR_B: [ABSENT, final[PAIR_B]],
     }
+    # Every table of every version has rows, and OLD's replacement is told from the original
+    # (same seed, so the same embeddings, but other recommendations and evaluation rows).
+    assert all(ABSENT[0] not in sums for sums in [*final.values(), concurrent.old_before])
+    assert concurrent.old_before != final[OLD]
 
 
 def test_production_always_serves_one_whole_version_during_promotes(
@@ -227,14 +226,14 @@ def test_production_always_serves_one_whole_version_during_promotes(
 ) -> None:
     assert concurrent.results[OLD].returncode == 0, concurrent.results[OLD].stderr
     assert concurrent.promotions >= 2
-    whole = {WHOLE[0]}
-    expected = {OLD: whole | {REPLACED[0]}, SAME: whole, PAIR_A: whole, PAIR_B: whole}
+    whole = {WHOLE}
+    expected = {OLD: whole | {REPLACED}, SAME: whole, PAIR_A: whole, PAIR_B: whole}
     for answer in concurrent.reader.production:
         ((version, rows),) = answer  # exactly one version at a time
         assert rows in expected[version], answer
     served = {version for ((version, _),) in concurrent.reader.production}
     assert {OLD, PAIR_A} <= served
-    assert (OLD, REPLACED[0]) in {answer[0] for answer in concurrent.reader.production}
+    assert (OLD, REPLACED) in {answer[0] for answer in concurrent.reader.production}
 
 
 def test_replacing_a_version_never_deadlocks_a_reader_of_the_views(
@@ -242,56 +241,65 @@ def test_replacing_a_version_never_deadlocks_a_reader_of_the_views(
 ) -> None:
     """Dropping the replaced partitions takes ACCESS EXCLUSIVE on each output table; a reader
     reading two of them in one query (as the views do) must not be cancelled as a deadlock."""
+    engine = concurrent.engine
+    before = contents(engine, [PAIR_B])[PAIR_B]
     reader = Reader(database_url, concurrent.schema, (PAIR_B,), interval=0)
     reader.start()
+    published = []
     try:
         for seed in range(1, REPLACEMENTS + 1):
-            run(concurrent.engine, PAIR_B, fast_config(seed=seed), replace=True, report=quiet)
+            run(engine, PAIR_B, fast_config(seed=seed), replace=True, report=quiet)
+            published.append(contents(engine, [PAIR_B])[PAIR_B])
     finally:
         reader.stop.set()
         reader.join()
     assert reader.errors == []
     assert reader.reads > REPLACEMENTS
-    assert reader.states[PAIR_B] == [WHOLE]
+    assert len({before, *published}) == REPLACEMENTS + 1  # each seed published other content
+    # Only whole versions, in the order they were published (a fast reader may miss some).
+    first, *later = reader.states[PAIR_B]
+    assert first == before
+    positions = [published.index(sums) for sums in later]  # ValueError: a state never published
+    assert positions == sorted(set(positions))
 
 
 def test_a_published_version_is_never_seen_without_its_rows(engine: sa.Engine) -> None:
     """Attaching a partition does not make readers wait, so a reader could plan its query before
     a publish commits (no partition for the version yet) and take its snapshot after it (the
     registry says published): the version would read as published and empty. Before the fix
-    about one publish in five was seen so; the reader here reads the views without a pause."""
-    versions, recommendations = schema.model_versions, views.published_recommendations
-    evaluations = views.evaluation_vs_baseline
-
-    query = sa.select(
-        versions.c.name,
-        _rows(recommendations, versions.c.name),
-        _rows(evaluations, versions.c.name),
-    ).where(versions.c.status == "published")
+    about one publish in five was seen so. The readers here read, without a pause and in one
+    statement, the registry's published versions and each one's rows in the five output tables."""
+    with engine.connect() as conn:
+        schema_name = schema_of(conn)
+    published = f"\"{schema_name}\".model_versions AS w WHERE w.status = 'published'"
+    query = output_checksums(schema_name, published)
     stop, seen, reads, errors = threading.Event(), set(), [0], []
 
     def read() -> None:
         try:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 while not stop.is_set():
-                    seen.update((row[1], row[2]) for row in conn.execute(query))
+                    seen.update((name, tuple(sums)) for name, *sums in conn.execute(query))
                     reads[0] += 1
         except Exception as exc:  # recorded for the test to show, not swallowed
             errors.append(exc)
 
     readers = [threading.Thread(target=read, daemon=True) for _ in range(2)]
+    versions = [f"tiny-{number}" for number in range(PUBLISHES)]
     for reader in readers:
         reader.start()
     try:
-        for number in range(PUBLISHES):
-            publish_outputs(engine, f"tiny-{number}")
+        for version in versions:
+            publish_outputs(engine, version)
     finally:
         stop.set()
         for reader in readers:
             reader.join()
     assert errors == []
     assert reads[0] > PUBLISHES
-    assert seen == {(6, 1)}  # publish_outputs: 3 users × 2 recommendations, one metric
+    final = contents(engine, versions)
+    assert ABSENT[0] not in {checksum for sums in final.values() for checksum in sums}
+    assert seen and seen <= set(final.items())  # a published version is always seen whole
 
 
 def test_a_run_finding_its_version_published_meanwhile_stops_before_writing(

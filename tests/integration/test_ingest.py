@@ -18,7 +18,6 @@ from click.testing import Result
 from sqlalchemy.engine import URL, make_url
 
 from recsys.storage import schema as tables
-from tests.conftest import ml100k_path
 from tests.integration._ingest_files import (
     LAYOUTS,
     MOVIES,
@@ -78,13 +77,9 @@ def utc(text: str) -> datetime:
 
 @pytest.mark.mldata
 def test_ml100k_release_loads_every_row_and_reloads_as_a_no_op(
-    engine: sa.Engine, database_url: URL, schema: str
+    engine: sa.Engine, database_url: URL, schema: str, ml100k: Path
 ) -> None:
-    path = ml100k_path()
-    if not (path / "u.data").is_file():
-        pytest.skip(f"MovieLens-100K not found at {path} (set RECSYS_ML100K)")
-
-    first = ok(ingest(database_url, schema, "movielens", path))
+    first = ok(ingest(database_url, schema, "movielens", ml100k))
     assert "ingested ml-100k" in first.stdout
     assert "movies: 1,682 inserted" in first.stdout
     assert "users: 943 inserted" in first.stdout
@@ -104,7 +99,7 @@ def test_ml100k_release_loads_every_row_and_reloads_as_a_no_op(
     assert tuple(user) == (1, "M", 24, "technician", "85711")
 
     before = table_checksums(engine, schema)
-    again = ok(ingest(database_url, schema, "movielens", path))
+    again = ok(ingest(database_url, schema, "movielens", ml100k))
     nothing_changed(again, engine)
     assert re.search(r"rows read and merged in \d+\.\d s", again.stdout)
     assert table_checksums(engine, schema) == before

@@ -7,7 +7,6 @@ they do not see each other's rows; only the test that reorders the ratings gets 
 
 import math
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy.engine import URL
 
 import recsys
-from recsys.errors import InvalidInput
+from recsys.errors import InvalidInput, VersionConflict
 from recsys.pipeline import run
 from recsys.storage import registry, schema
 from recsys.storage.bulk import schema_of
@@ -222,17 +221,17 @@ def test_existing_version_is_refused_and_replace_swaps_it_whole(
 def test_a_second_run_of_a_held_version_stops_at_once(
     populated: Populated, database_url: URL
 ) -> None:
+    """The claim is held throughout and only released afterwards, so a run that waited for it
+    could only end by its lock timeout (exit 7, "database timeout"), never with exit 5. How long
+    the refusal takes is printed by ``python bench/end_to_end.py``."""
     engine, name = populated
     claim = registry.acquire(engine, "busy", replace=False)
     try:
-        started = time.monotonic()
         blocked = cli(database_url, name, "--model-version", "busy", *FAST_OPTIONS)
-        waited = time.monotonic() - started
     finally:
         claim.release()
-    assert blocked.exit_code == 5, blocked.output
+    assert blocked.exit_code == VersionConflict.exit_code, blocked.output
     assert "'busy' is being written by another run" in blocked.stderr
-    assert waited < 2.0  # a run of its own takes longer; it must not wait for the lock
     with engine.connect() as conn:
         assert version_row(conn, "busy") is None
         assert run_rows(conn, "busy") == []

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from recsys.storage import schema, sqlfiles
-from tests.integration._published_versions import TOP_K, V1, V2, two_versions
+from tests.integration._published_versions import TOP_K, V1, V2, overlap, two_versions
 from tests.integration._run_data import N_USERS, UNRATED_USERS
 
 SQL = Path(__file__).resolve().parents[2] / "sql"
@@ -78,11 +78,13 @@ def check_catalogue_coverage(engine: sa.Engine) -> None:
 def check_version_overlap(engine: sa.Engine) -> None:
     itself = _run(engine, "version_overlap", version_a=V1, version_b=V1, k=TOP_K)
     assert [tuple(r) for r in itself] == [(N_USERS, 1.0, 1.0)]
-    both = [_run(engine, "version_overlap", version_a=a, version_b=b, k=5)[0] for a, b in
-            ((V1, V2), (V2, V1))]  # fmt: skip
-    assert both[0] == both[1]  # symmetric
-    assert both[0].users == N_USERS
-    assert 0 <= both[0].mean_jaccard < 1
+    for a, b in ((V1, V2), (V2, V1)):
+        (found,) = _run(engine, "version_overlap", version_a=a, version_b=b, k=5)
+        expected = overlap(engine, a, b, 5)
+        assert found.users == expected.users == N_USERS
+        assert found.mean_jaccard == pytest.approx(expected.mean_jaccard, rel=1e-12)
+        assert found.identical_share == pytest.approx(expected.identical_share, rel=1e-12)
+        assert 0 < expected.mean_jaccard < 1  # the versions differ, but not in every list
 
 
 def check_genre_mix(engine: sa.Engine) -> None:

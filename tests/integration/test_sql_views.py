@@ -1,5 +1,6 @@
 """The views in ``sql/views/`` against a schema with two published versions of real runs."""
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy.engine import URL
 from recsys.evaluation.metrics import METRICS
 from recsys.storage import aliases, migrate, schema, sqlfiles, views
 from recsys.storage.bulk import schema_of
-from tests.integration._published_versions import TOP_K, V1, V2, two_versions
+from tests.integration._published_versions import TOP_K, V1, V2, cli, publish_outputs, two_versions
 from tests.integration._run_data import N_USERS, UNRATED_USERS
 
 
@@ -166,3 +167,25 @@ def _served(conn: sa.Connection) -> set[str]:
     return {
         r.version for r in _rows(conn, "SELECT DISTINCT version FROM production_recommendations")
     }
+
+
+def test_relative_lift_is_null_where_the_baseline_scored_zero(
+    engine: sa.Engine, database_url: URL, schema: str
+) -> None:
+    """``NULLIF`` in the view: a zero baseline gives no relative lift instead of an error that
+    would break every query of the view, and ``show`` prints it as missing."""
+    publish_outputs(engine, "zero", baseline_ndcg=0.0)
+    publish_outputs(engine, "half", baseline_ndcg=0.25)
+    with engine.connect() as conn:
+        rows = _rows(conn, "SELECT * FROM evaluation_vs_baseline ORDER BY version")
+    assert [(r.version, r.value, r.baseline_value) for r in rows] == [
+        ("half", 0.2, 0.25),
+        ("zero", 0.2, 0.0),
+    ]
+    half, zero = rows
+    assert half.relative_lift == pytest.approx(0.2 / 0.25 - 1)
+    assert zero.relative_lift is None and zero.lift == pytest.approx(0.2)
+    shown = cli(database_url, schema, "show", "zero", "--json")
+    assert shown.exit_code == 0, shown.output
+    (metric,) = json.loads(shown.stdout)["metrics"]
+    assert (metric["baseline_value"], metric["relative_lift"]) == (0.0, None)

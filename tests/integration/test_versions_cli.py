@@ -14,7 +14,15 @@ from recsys.evaluation.metrics import METRICS
 from recsys.storage import registry, sqlfiles
 from recsys.storage import schema as tables
 from recsys.storage.bulk import schema_of
-from tests.integration._published_versions import TOP_K, V1, V2, cli, publish_outputs, two_versions
+from tests.integration._published_versions import (
+    TOP_K,
+    V1,
+    V2,
+    cli,
+    overlap,
+    publish_outputs,
+    two_versions,
+)
 from tests.integration._run_data import N_USERS, UNRATED_USERS
 
 USER = 3
@@ -89,7 +97,8 @@ def test_show_unknown_version(job) -> None:
     assert f"no version 'nope' (known: {V1}, {V2})" in result.stderr
 
 
-def test_compare_json(job) -> None:
+def test_compare_json(job, published: tuple[sa.Engine, str]) -> None:
+    engine, _name = published
     compared = _json(job("compare", V1, V2, "--json"))
     shown = {name: _json(job("show", name, "--json"))["metrics"] for name in (V1, V2)}
     values = {name: {(m["metric"], m["k"]): m["value"] for m in shown[name]} for name in shown}
@@ -98,16 +107,25 @@ def test_compare_json(job) -> None:
         key = (d["metric"], d["k"])
         assert (d["value_a"], d["value_b"]) == (values[V1][key], values[V2][key])
         assert d["delta"] == pytest.approx(d["value_b"] - d["value_a"])
-    overlap = compared["overlap"]
-    assert overlap["k"] == 10 and overlap["users"] == N_USERS
-    assert 0 <= overlap["mean_jaccard"] < 1
+    recomputed = overlap(engine, V1, V2, 10)
+    assert compared["overlap"] == {
+        "k": 10,
+        "users": N_USERS,
+        "mean_jaccard": pytest.approx(recomputed.mean_jaccard, rel=1e-12),
+        "identical_share": pytest.approx(recomputed.identical_share, rel=1e-12),
+    }
+    assert recomputed.users == N_USERS and 0 < recomputed.mean_jaccard < 1
     assert compared["params"] == {"seed": [1, 2], "test_ratio": [0.25, 0.2], "val_ratio": [0, 0.1]}
 
 
-def test_compare_text_and_a_version_with_itself(job) -> None:
+def test_compare_text_and_a_version_with_itself(job, published: tuple[sa.Engine, str]) -> None:
     text = _ok(job("compare", V1, V2, "--k", "5"))
     assert text.startswith(f"{V1} → {V2}\nmetric")
-    assert "recommendation overlap @5: mean Jaccard" in text
+    at_5 = overlap(published[0], V1, V2, 5)
+    assert (
+        f"recommendation overlap @5: mean Jaccard {at_5.mean_jaccard:.4f} over {at_5.users} users"
+        in text
+    )
     assert "settings that differ:" in text and "test_ratio" in text
     itself = _json(job("compare", V1, V1, "--json"))
     assert itself["overlap"]["mean_jaccard"] == 1.0

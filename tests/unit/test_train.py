@@ -40,6 +40,23 @@ def test_model_beats_popularity_on_planted_communities() -> None:
     assert ndcg["model"] > ndcg["baseline"] + 0.2
 
 
+def test_after_epoch_sees_the_model_as_each_epoch_left_it() -> None:
+    users, items, n_users, n_items = _planted(2)
+    snapshots: list[np.ndarray] = []
+    config = TrainConfig(dim=8, n_layers=1, batch_size=256, max_epochs=3, seed=3)
+    result = fit(
+        users,
+        items,
+        n_users,
+        n_items,
+        config,
+        after_epoch=lambda m: snapshots.append(m.embeddings()[1]),
+    )
+    assert len(snapshots) == 3
+    assert not np.array_equal(snapshots[0], snapshots[1])  # each epoch trained it further
+    np.testing.assert_array_equal(snapshots[-1], result.model.embeddings()[1])
+
+
 def test_early_stopping_restores_best_epoch() -> None:
     users, items, n_users, n_items = _planted(1)
     config = TrainConfig(

@@ -1,0 +1,163 @@
+"""A published run's ``evaluation_results``, recomputed here from what the database holds.
+
+The run uses a temporal split at a cut-off between two rating times, so which rating is train and
+which is test follows from ``rated_at`` alone; users then have from none to many test ratings,
+some users have no training rating and some test items were never trained, so every rule of the
+evaluation matters. Everything else is this file's own small code, not the product's: the
+candidates (items with a training rating), the users and interactions evaluated (user and item
+both trained), each user's ranking by the published embeddings or by training popularity with
+its training items left out (ties go to the lower movie id, as documented in ``scoring.py``),
+and the metric formulas of the README.
+"""
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from recsys.pipeline import run
+from recsys.storage import schema
+from tests.integration._run_data import fast_config, populated_schema, quiet
+
+VERSION = "recomputed"
+KS = (3, 10)
+#: Share of the ratings (by time) after the cut-off.
+TEST_SHARE = 0.2
+#: A movie rated only after the cut-off, by the first users with a training rating: a test item
+#: the model never trained (the synthetic catalogue has none of its own at this cut-off).
+LATE_MOVIE, LATE_RATERS = 99_999, 5
+
+Ranking = list[int]
+
+
+@pytest.fixture(scope="module")
+def published(database_url: URL) -> Iterator[tuple[sa.Engine, datetime]]:
+    """The synthetic ratings and one run published with a temporal split; its cut-off."""
+    with populated_schema(database_url) as (engine, _name):
+        with engine.connect() as conn:
+            times = sorted(conn.execute(sa.select(schema.ratings.c.rated_at)).scalars())
+        first_test = times[round(len(times) * (1 - TEST_SHARE))]
+        # Half a second before a rating time (ratings are at whole seconds): none sits on it.
+        cutoff = first_test - timedelta(milliseconds=500)
+        assert times[0] < cutoff < times[-1]
+        _add_late_movie(engine, cutoff, times[-1] + timedelta(days=1))
+        config = fast_config(seed=5, split="temporal", cutoff=cutoff, eval_ks=KS)
+        run(engine, VERSION, config, report=quiet)
+        yield engine, cutoff
+
+
+def _add_late_movie(engine: sa.Engine, cutoff: datetime, rated_at: datetime) -> None:
+    ratings = schema.ratings
+    with engine.begin() as conn:
+        raters = (
+            conn.execute(
+                sa.select(ratings.c.user_id)
+                .where(ratings.c.rated_at < cutoff)
+                .group_by(ratings.c.user_id)
+                .order_by(ratings.c.user_id)
+                .limit(LATE_RATERS)
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(sa.insert(schema.movies).values(movie_id=LATE_MOVIE, title="Late (2024)"))
+        conn.execute(
+            sa.insert(ratings),
+            [
+                {"user_id": u, "movie_id": LATE_MOVIE, "rating": 4, "rated_at": rated_at}
+                for u in raters
+            ],
+        )
+
+
+def _embeddings(conn: sa.Connection, table: sa.Table, key: str) -> dict[int, np.ndarray]:
+    rows = conn.execute(
+        sa.select(table.c[key], table.c.embedding).where(table.c.version == VERSION)
+    )
+    return {row[0]: np.array(row[1], dtype=np.float64) for row in rows}
+
+
+def _ranking(scores: dict[int, float], excluded: set[int]) -> Ranking:
+    """Items by descending score, ties by movie id, without ``excluded``."""
+    return sorted((m for m in scores if m not in excluded), key=lambda m: (-scores[m], m))
+
+
+def _figures(ranking: Ranking, relevant: set[int], k: int) -> dict[str, float]:
+    """One user's metrics@k (README, "What a run does", step 4)."""
+    hits = [movie in relevant for movie in ranking[:k]]
+    found = sum(hits)
+    dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(hits, 1) if hit)
+    ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(len(relevant), k) + 1))
+    precision_sum = sum(sum(hits[:rank]) / rank for rank, hit in enumerate(hits, 1) if hit)
+    first = next((rank for rank, hit in enumerate(hits, 1) if hit), None)
+    return {
+        "precision": found / k,
+        "recall": found / len(relevant),
+        "ndcg": dcg / ideal,
+        "map": precision_sum / min(len(relevant), k),
+        "map_full": precision_sum / len(relevant),
+        "hit_rate": float(found > 0),
+        "mrr": 1 / first if first else 0.0,
+    }
+
+
+def _recomputed(conn: sa.Connection, cutoff: datetime) -> tuple[dict, int, Counter]:
+    """{(model, metric, k): mean over evaluated users}, how many users were evaluated, and how
+    many test interactions were left out because their user or their item was not trained."""
+    ratings = schema.ratings
+    train, test = defaultdict(set), defaultdict(set)
+    for user, movie, rated_at in conn.execute(
+        sa.select(ratings.c.user_id, ratings.c.movie_id, ratings.c.rated_at)
+    ):
+        (test if rated_at >= cutoff else train)[user].add(movie)
+    popularity = Counter(movie for movies in train.values() for movie in movies)
+    users = _embeddings(conn, schema.user_embeddings, "user_id")
+    items = _embeddings(conn, schema.item_embeddings, "movie_id")
+    # Only trained users and items were embedded and published.
+    assert set(users) == set(train) and set(items) == set(popularity)
+
+    per_user: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    left_out: Counter = Counter()
+    for user, movies in test.items():
+        if user not in users:
+            left_out["user not trained"] += len(movies)
+            continue
+        relevant = movies & set(items)
+        left_out["item not trained"] += len(movies - relevant)
+        if not relevant:
+            continue
+        scores = {movie: float(users[user] @ vector) for movie, vector in items.items()}
+        rankings = {
+            "lightgcn": _ranking(scores, train[user]),
+            "popularity": _ranking(dict(popularity), train[user]),
+        }
+        for model, ranking in rankings.items():
+            for k in KS:
+                for metric, value in _figures(ranking, relevant, k).items():
+                    per_user[model, metric, k].append(value)
+    (n_users,) = {len(values) for values in per_user.values()}
+    return {key: float(np.mean(values)) for key, values in per_user.items()}, n_users, left_out
+
+
+def test_stored_evaluation_equals_the_recomputed_one(
+    published: tuple[sa.Engine, datetime],
+) -> None:
+    engine, cutoff = published
+    results = schema.evaluation_results
+    with engine.connect() as conn:
+        expected, n_users, left_out = _recomputed(conn, cutoff)
+        stored = conn.execute(sa.select(results).where(results.c.version == VERSION)).all()
+        rated_users = conn.execute(
+            sa.select(sa.func.count(sa.distinct(schema.ratings.c.user_id)))
+        ).scalar_one()
+    assert {(r.model, r.metric, r.k): r.value for r in stored} == pytest.approx(expected, rel=1e-9)
+    assert {r.users_counted for r in stored} == {n_users}
+    # Every rule was needed: test interactions of untrained users and of untrained items were
+    # left out, and many rated users had no test interaction to be averaged over.
+    assert left_out["user not trained"] > 0 and left_out["item not trained"] >= LATE_RATERS
+    assert 0 < n_users < rated_users / 2
