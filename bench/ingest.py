@@ -17,6 +17,7 @@ The ratio is recsys throughput over the reference's: above 1, recsys is faster. 
 printed, not asserted; run sizes one at a time on a busy machine.
 
     python bench/ingest.py [--sizes 1m,20m] [--data-dir /tmp] [--database-url URL] [--keep]
+        [--file ../shared/data/amazon-book-sample/interactions.csv]
 """
 
 import argparse
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp"))
     parser.add_argument("--database-url", default=os.environ.get("RECSYS_DATABASE_URL"))
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--file", type=Path, action="append", default=[], help="also this file")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SCHEMA", "FILE"))
     args = parser.parse_args()
     if args.child:  # the database URL comes in the environment, off the command line
@@ -61,8 +63,11 @@ def main() -> None:
     url = server.set(database=scratch)
     rows = []
     try:
-        for size in args.sizes.split(","):
-            rows.append(_measure(size, SIZES[size], url, args.data_dir, args.keep))
+        for size in filter(None, args.sizes.split(",")):
+            path = args.data_dir / f"bench_ingest_{size}.csv"
+            rows.append(_measure(size, path, SIZES[size], url, args.keep))
+        for path in args.file:
+            rows.append(_measure(path.stem.replace("-", "_"), path, None, url, keep=True))
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
@@ -70,8 +75,8 @@ def main() -> None:
     _table(rows)
 
 
-def _measure(size: str, interactions: int, url: sa.URL, folder: Path, keep: bool) -> dict:
-    path = folder / f"bench_ingest_{size}.csv"
+def _measure(size: str, path: Path, interactions: int | None, url: sa.URL, keep: bool) -> dict:
+    """Both loads of ``path`` (generated first with ``interactions`` if it does not exist)."""
     made = not path.exists()
     generated = None
     if made:
@@ -92,7 +97,7 @@ def _measure(size: str, interactions: int, url: sa.URL, folder: Path, keep: bool
             engine.dispose()
             result[kind] = _child(kind, plain, schema, path)
             print(f"{size} {kind}: {result[kind]}", flush=True)
-        result["same"] = _same_rows(plain, f"reference_{size}", f"recsys_{size}")
+        result["same"], result["rows"] = _same_rows(plain, f"reference_{size}", f"recsys_{size}")
         result["snapshot"] = _child("snapshot", plain, f"recsys_{size}", path)
         print(f"{size} snapshot: {result['snapshot']}", flush=True)
         return result
@@ -224,7 +229,7 @@ def _rss_mib() -> float:
     return int(line.split()[1]) / 1024
 
 
-def _same_rows(url: str, one: str, other: str) -> bool:
+def _same_rows(url: str, one: str, other: str) -> tuple[bool, int]:
     """Whether two schemas' ratings hold the same rows: the count, and the sum of a hash of each
     whole row (exact and independent of the order rows are stored in)."""
     query = sql.SQL(
@@ -236,7 +241,7 @@ def _same_rows(url: str, one: str, other: str) -> bool:
             conn.execute(query.format(sql.Identifier(name, "ratings"))).fetchone()
             for name in (one, other)
         ]
-    return found[0] == found[1]
+    return found[0] == found[1], found[0][0]
 
 
 CHILDREN = {"reference": _reference, "recsys": _recsys, "snapshot": _snapshot}
@@ -245,29 +250,29 @@ CHILDREN = {"reference": _reference, "recsys": _recsys, "snapshot": _snapshot}
 def _table(rows: list[dict]) -> None:
     print()
     print(
-        f"{'size':>5} {'rows':>11} {'gen s':>6} {'ref s':>7} {'ref rows/s':>11} "
+        f"{'input':>12} {'rows':>11} {'gen s':>6} {'ref s':>7} {'ref rows/s':>11} "
         f"{'recsys s':>8} {'rows/s':>10} {'ratio':>6} {'ingest peak':>11} {'ref peak':>8} "
         f"{'same':>4}"
     )
     for row in rows:
         ref, ours = row["reference"], row["recsys"]
-        n = SIZES[row["size"]]
+        n = row["rows"]
         generated = "-" if row["generated"] is None else f"{row['generated']:.1f}"
         print(
-            f"{row['size']:>5} {n:>11,} {generated:>6} {ref['seconds']:>7.1f} "
+            f"{row['size']:>12} {n:>11,} {generated:>6} {ref['seconds']:>7.1f} "
             f"{n / ref['seconds']:>11,.0f} {ours['seconds']:>8.1f} {n / ours['seconds']:>10,.0f} "
             f"{ref['seconds'] / ours['seconds']:>6.2f} {ours['peak_mib']:>8.0f} MiB "
             f"{ref['peak_mib']:>4.0f} MiB {'yes' if row['same'] else 'NO':>4}"
         )
     print()
     print(
-        f"{'size':>5} {'snapshot s':>10} {'interactions':>12} {'arrays':>10} "
+        f"{'input':>12} {'snapshot s':>10} {'interactions':>12} {'arrays':>10} "
         f"{'RSS before':>10} {'peak increase':>13}"
     )
     for row in rows:
         snap = row["snapshot"]
         print(
-            f"{row['size']:>5} {snap['seconds']:>10.1f} {snap['interactions']:>12,} "
+            f"{row['size']:>12} {snap['seconds']:>10.1f} {snap['interactions']:>12,} "
             f"{snap['arrays_mib']:>6.0f} MiB {snap['rss_before_mib']:>6.0f} MiB "
             f"{snap['peak_increase_mib']:>9.0f} MiB"
         )
