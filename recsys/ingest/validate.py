@@ -12,10 +12,10 @@ import pandas as pd
 from recsys.ingest.errors import InputError
 from recsys.ingest.records import UTC_NS
 from recsys.ingest.table import Table
+from recsys.storage.schema import MAX_RATING, MIN_RATING
 
 MAX_ID = 2**63 - 1
 RATING_KEY = "rating of this user for this movie"
-MIN_RATING, MAX_RATING = 0.5, 5.0
 # What datetime64[ns] can hold, with a day to spare.
 _EARLIEST = pd.Timestamp("1677-09-22", tz="UTC")
 _LATEST = pd.Timestamp("2262-04-10", tz="UTC")
@@ -88,7 +88,7 @@ def codes(table: Table, column: str, what: str, names: Sequence[str]) -> np.ndar
 
 
 def ratings(table: Table, column: str) -> np.ndarray:
-    """Required ratings within 0.5..5.0 stars."""
+    """Required ratings within the stars ``ratings`` accepts (its CHECK constraint)."""
     raw = table.columns[column]
     values = numbers(table, column, "rating", required=True).to_numpy(np.float64)
     row = first_true((values < MIN_RATING) | (values > MAX_RATING))

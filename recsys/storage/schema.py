@@ -21,6 +21,7 @@ metadata = sa.MetaData(schema=SCHEMA_PLACEHOLDER)
 #: Version names become SQL literals in partition bounds and appear in file names; keep them tame.
 VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 RECOMMENDATION_SOURCES = ("model", "fallback")
+#: Stars a rating may have: the CHECK on ``ratings`` and what ingest validation accepts.
 MIN_RATING, MAX_RATING = 0.5, 5.0
 
 movies = sa.Table(
