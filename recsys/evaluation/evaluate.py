@@ -1,10 +1,10 @@
 """Held-out evaluation of the model beside the popularity baseline.
 
 Public API:
-    EvaluationRow(model, metric, k, value, n_users)      one result line ("model"|"baseline")
+    EvaluationRow(model, metric, k, value, n_users)   a figure of "model", "baseline" or "champion"
     embedding_metrics(user_emb, item_emb, exclude, relevant, ks) -> RankingMetrics
-    evaluate(user_emb, item_emb, train_users, train_items, test_users, test_items, ks=(10,))
-        -> list[EvaluationRow]
+    evaluate(user_emb, item_emb, train_users, train_items, test_users, test_items, ks=(10,),
+             champion=None) -> list[EvaluationRow]
 
 Only users with at least one test item are scored; each one's training items are excluded
 from its ranking, so a model is never rewarded for recommending what the user already has.
@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from recsys.data.graph import interaction_matrix
 from recsys.evaluation.baseline import popularity_scores
+from recsys.evaluation.champion import ChampionEmbeddings, champion_metrics
 from recsys.evaluation.metrics import METRICS, RankingMetrics, ranking_metrics
 from recsys.evaluation.topk import top_k_embeddings, top_k_shared
 
@@ -54,8 +55,10 @@ def evaluate(
     test_users: np.ndarray,
     test_items: np.ndarray,
     ks: Sequence[int] = (10,),
+    champion: ChampionEmbeddings | None = None,
 ) -> list[EvaluationRow]:
-    """Rows for every metric in ``metrics.METRICS`` and cut-off, model first, then baseline."""
+    """Rows for every metric in ``metrics.METRICS`` and cut-off: model, baseline, then the
+    champion (an earlier version, recsys/evaluation/champion.py) when one is given."""
     n_users, n_items = len(user_emb), len(item_emb)
     exclude = interaction_matrix(train_users, train_items, n_users, n_items)
     relevant = interaction_matrix(test_users, test_items, n_users, n_items)
@@ -67,6 +70,8 @@ def evaluate(
         "model": embedding_metrics(user_emb, item_emb, exclude, relevant, ks),
         "baseline": ranking_metrics(popular, relevant, ks, users=users),
     }
+    if champion is not None:
+        results["champion"] = champion_metrics(champion, exclude, relevant, ks)
     return [
         EvaluationRow(name, metric, k, result.values[(metric, k)], result.n_users)
         for name, result in results.items()
