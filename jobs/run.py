@@ -14,7 +14,7 @@ from click.core import ParameterSource
 from recsys.errors import PUBLISHED_NOT_PROMOTED, InvalidInput
 from recsys.memory import parse_size
 from recsys.model.settings import TrainConfig
-from recsys.promotion import Gate
+from recsys.promotion import Gate, Judging
 from recsys.run_config import SPLITS, RunConfig
 from recsys.storage.aliases import DEFAULT_ALIAS
 from recsys_jobs.context import JobContext, pass_job
@@ -22,7 +22,7 @@ from recsys_jobs.output import emit_json, json_option
 from recsys_jobs.progress import epoch_bars
 
 if TYPE_CHECKING:
-    from recsys.pipeline import Judging, RunResult
+    from recsys.pipeline import RunResult
 
 _TRAIN = TrainConfig()  # the defaults every option below shows
 _RUN = RunConfig()
@@ -299,11 +299,9 @@ def run(
         click.get_current_context().exit(PUBLISHED_NOT_PROMOTED)
 
 
-def _judging(compare_with: str | None, promote: str | None, if_better: str | None) -> "Judging":
+def _judging(compare_with: str | None, promote: str | None, if_better: str | None) -> Judging:
     """The champion and the gate: the champion defaults to the gate's alias, else production,
     and is only required to exist when named."""
-    from recsys.pipeline import Judging
-
     if (promote is None) != (if_better is None):
         raise InvalidInput(
             "invalid run options: give --promote ALIAS with --if-better METRIC@K (to move an "
@@ -321,14 +319,13 @@ def run_version(
     *,
     replace: bool,
     memory_limit: int | None = None,
-    judging: "Judging | None" = None,
+    judging: Judging = Judging(),  # noqa: B008 - frozen, safe to share
     as_json: bool = False,
 ) -> "RunResult":
     """Run the pipeline for ``version``, printing its progress and summary (with ``as_json``,
     progress goes to stderr and the summary to stdout as JSON)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
     # Imported here, not at the top: TensorFlow takes seconds to load and only `run` needs it.
-    from recsys.pipeline import Judging
     from recsys.pipeline import run as run_pipeline
 
     def report(line: str) -> None:
@@ -343,7 +340,7 @@ def run_version(
         report=report,
         on_step=epoch_bars(),
         memory_limit=memory_limit,
-        judging=judging or Judging(),
+        judging=judging,
     )
     if as_json:
         emit_json(_summary_record(result))

@@ -13,6 +13,7 @@ matched to this run's ids a block at a time (never one Python object per row).
   explicitly that resolves to nothing is refused, the default (``production``) is just absent.
 
 Public API:
+    read(engine, snapshot, parts, config, judging, report) -> Earlier(warm, champion, holder)
     WarmStart(version, state)             .stats()
     Champion(name, version, embeddings, skipped)   .stats()
     warm_start(engine, name, snapshot, parts, config) -> WarmStart
@@ -20,7 +21,7 @@ Public API:
     alias_holder(engine, alias) -> str | None
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from recsys.data.snapshot import Snapshot
 from recsys.errors import InvalidInput
 from recsys.evaluation.champion import ChampionEmbeddings
 from recsys.model.warm_start import CarriedRows, InitialState, carry
+from recsys.promotion import Judging
 from recsys.run_config import RunConfig
 from recsys.storage import aliases, schema
 from recsys.storage.binary_copy import read_vectors
@@ -76,6 +78,58 @@ class Champion:
             record["users_known"] = len(self.embeddings.users)
             record["items_known"] = len(self.embeddings.items)
         return {"champion": record}
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """The earlier versions a run uses, read before it is recorded; ``holder``: the version the
+    gate's alias was explicitly set to then (see :func:`alias_holder`)."""
+
+    warm: WarmStart | None
+    champion: Champion | None
+    holder: str | None
+
+    def stats(self) -> dict[str, Any]:
+        """What the version's ``data_stats`` say about them."""
+        stats: dict[str, Any] = {}
+        for used in (self.warm, self.champion):
+            stats |= used.stats() if used is not None else {}
+        return stats
+
+
+def read(
+    engine: sa.Engine,
+    snapshot: Snapshot,
+    parts: Holdout,
+    config: RunConfig,
+    judging: Judging,
+    report: Callable[[str], None],
+) -> Earlier:
+    """The warm-start source (``config.warm_start``) and the champion, each resolved, checked and
+    read, saying so through ``report``; InvalidInput when one may not be used."""
+    gate = judging.gate
+    holder = alias_holder(engine, gate.alias) if gate else None
+    warm = None
+    if config.warm_start is not None:
+        warm = warm_start(engine, config.warm_start, snapshot, parts, config)
+        carried = warm.state
+        report(
+            f"warm start from {warm.version}: layer-0 rows of {len(carried.users.index):,} of "
+            f"{snapshot.n_users:,} users and {len(carried.items.index):,} of "
+            f"{snapshot.n_items:,} items carried over; the others start at random"
+        )
+    rival = None
+    if judging.champion is not None:
+        rival = champion(
+            engine, judging.champion, snapshot, parts, config, required=judging.required
+        )
+        if rival is None:
+            report(f"no champion: {judging.champion!r} points at no version yet")
+        elif rival.skipped:
+            report(f"champion {rival.version} not scored: {rival.skipped}")
+        else:
+            report(f"champion {rival.version} ({rival.name}) scored on the same test set")
+    return Earlier(warm, rival, holder)
 
 
 def warm_start(

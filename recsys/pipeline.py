@@ -25,14 +25,14 @@ from recsys.data import lineage
 from recsys.data.graph import interaction_matrix
 from recsys.data.holdout import Holdout, check_data, check_holdout, data_stats, holdout, whole
 from recsys.data.snapshot import Snapshot, read_snapshot
-from recsys.earlier_versions import Champion, WarmStart
+from recsys.earlier_versions import Earlier
 from recsys.evaluation.baseline import popularity_scores
-from recsys.evaluation.evaluate import EvaluationRow, evaluate
+from recsys.evaluation.evaluate import evaluate_holdout
 from recsys.faults import checkpoint
 from recsys.model.lightgcn import LightGCN, compute_device, configure_threads
 from recsys.model.train import EpochStats, StepProgress, TrainResult, fit
 from recsys.model.warm_start import InitialState
-from recsys.promotion import Decision, Gate
+from recsys.promotion import Decision, Judging
 from recsys.provenance import code_version
 from recsys.run_config import RunConfig
 from recsys.storage import registry, schema
@@ -51,27 +51,6 @@ class RunResult:
     promotion: Decision | None = None
 
 
-@dataclass(frozen=True)
-class Judging:
-    """What a run is judged against: the champion (an alias or version name; ``required`` when
-    the user named it, so that a name resolving to nothing is refused rather than skipped) and
-    the promotion gate."""
-
-    champion: str | None = None
-    required: bool = False
-    gate: Gate | None = None
-
-
-@dataclass(frozen=True)
-class _Earlier:
-    """The earlier versions a run uses, read before it is recorded; ``holder``: the version the
-    gate's alias was explicitly set to then."""
-
-    warm: WarmStart | None
-    champion: Champion | None
-    holder: str | None
-
-
 Report = Callable[[str], None]
 
 
@@ -84,7 +63,7 @@ def run(
     report: Report = print,
     on_step: StepProgress | None = None,
     memory_limit: int | None = None,
-    judging: Judging = Judging(),
+    judging: Judging = Judging(),  # noqa: B008 - frozen, safe to share
 ) -> RunResult:
     """Train, evaluate, score and publish ``version``; raises on failure (after recording it).
 
@@ -114,58 +93,31 @@ def run(
             config.train.dim,
         )
         memory.check_fits(estimate, memory_limit)
-        earlier = _read_earlier(engine, snapshot, parts, config, judging, report)
+        earlier = earlier_versions.read(engine, snapshot, parts, config, judging, report)
         registry.start(engine, claim, config.params())
         try:
             checkpoint("started")
             stats = data_stats(snapshot, parts) | {"memory_estimate_mib": estimate >> 20}
-            for used in (earlier.warm, earlier.champion):
-                stats |= used.stats() if used is not None else {}
+            stats |= earlier.stats()
             result = _train_and_publish(
-                engine, claim, snapshot, parts, config, stats, timer, report, on_step, judging,
+                engine,
+                claim,
+                snapshot,
+                parts,
+                config,
+                stats,
+                timer,
+                report,
+                on_step,
+                judging,
                 earlier,
-            )  # fmt: skip
+            )
         except BaseException as exc:
             registry.mark_failed(engine, claim, _describe(exc))
             raise
         return result
     finally:
         claim.release()
-
-
-def _read_earlier(
-    engine: sa.Engine,
-    snapshot: Snapshot,
-    parts: Holdout,
-    config: RunConfig,
-    judging: Judging,
-    report: Report,
-) -> _Earlier:
-    """The warm-start source and the champion, resolved, checked and read (InvalidInput when
-    one may not be used); the gate's alias holder is read first (see ``alias_holder``)."""
-    gate = judging.gate
-    holder = earlier_versions.alias_holder(engine, gate.alias) if gate else None
-    warm = None
-    if config.warm_start is not None:
-        warm = earlier_versions.warm_start(engine, config.warm_start, snapshot, parts, config)
-        carried = warm.state
-        report(
-            f"warm start from {warm.version}: layer-0 rows of {len(carried.users.index):,} of "
-            f"{snapshot.n_users:,} users and {len(carried.items.index):,} of "
-            f"{snapshot.n_items:,} items carried over; the others start at random"
-        )
-    champion = None
-    if judging.champion is not None:
-        champion = earlier_versions.champion(
-            engine, judging.champion, snapshot, parts, config, required=judging.required
-        )
-        if champion is None:
-            report(f"no champion: {judging.champion!r} points at no version yet")
-        elif champion.skipped:
-            report(f"champion {champion.version} not scored: {champion.skipped}")
-        else:
-            report(f"champion {champion.version} ({champion.name}) scored on the same test set")
-    return _Earlier(warm, champion, holder)
 
 
 def _train_and_publish(
@@ -179,14 +131,17 @@ def _train_and_publish(
     report: Report,
     on_step: StepProgress | None,
     judging: Judging,
-    earlier: _Earlier,
+    earlier: Earlier,
 ) -> RunResult:
     _report_data(stats, config, report)
     initial = earlier.warm.state if earlier.warm is not None else None
     trained = _train(snapshot, parts, config, stats, timer, report, on_step, initial)
     champion = earlier.champion
     with timer("evaluate"):
-        evaluation = _evaluate(trained.model, snapshot, parts, config, champion)
+        rival = champion.embeddings if champion is not None else None
+        evaluation = evaluate_holdout(
+            *trained.model.embeddings(), snapshot, parts, config.eval_ks, rival
+        )
     decision = None
     if judging.gate is not None:
         version, skipped = (champion.version, champion.skipped) if champion else (None, None)
@@ -252,28 +207,6 @@ def _train_and_publish(
         stats,
         timer.seconds,
         written.get("decision"),
-    )
-
-
-def _evaluate(
-    model: LightGCN,
-    snapshot: Snapshot,
-    parts: Holdout,
-    config: RunConfig,
-    champion: Champion | None,
-) -> list[EvaluationRow]:
-    """The held-out model, the baseline and (when scored) the champion on the test split."""
-    user_emb, item_emb = model.embeddings()
-    train_items = snapshot.item[parts.train]
-    return evaluate(
-        user_emb,
-        item_emb[parts.candidates],
-        snapshot.user[parts.train],
-        parts.position[train_items],
-        snapshot.user[parts.evaluated],
-        parts.position[snapshot.item[parts.evaluated]],
-        config.eval_ks,
-        champion=champion.embeddings if champion is not None else None,
     )
 
 

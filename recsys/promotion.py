@@ -16,6 +16,7 @@ into the alias history's ``note``. TensorFlow-free, so the CLI checks a gate bef
 
 Public API:
     Gate(alias, metric, k, tolerance)  .parse(alias, text)  .check(eval_ks)
+    Judging(champion, required, gate)  the champion and the gate of a run
     Decision(...)                      what the gate decided, and why
     decide(gate, evaluation, champion_version, champion_skipped) -> Decision
     carry_out(conn, version, decision, expected_holder) -> Decision
@@ -80,6 +81,17 @@ class Gate:
             problems.append(f"k {self.k} is not an evaluation cut-off (--eval-k {cutoffs})")
         if problems:
             raise InvalidInput(f"--if-better {self.label}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Judging:
+    """What a run is judged against: the champion (an alias or version name; ``required`` when
+    the user named it, so that a name resolving to nothing is refused rather than skipped) and
+    the promotion gate."""
+
+    champion: str | None = None
+    required: bool = False
+    gate: Gate | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ Public API:
     embedding_metrics(user_emb, item_emb, exclude, relevant, ks) -> RankingMetrics
     evaluate(user_emb, item_emb, train_users, train_items, test_users, test_items, ks=(10,),
              champion=None) -> list[EvaluationRow]
+    evaluate_holdout(user_emb, item_emb, snapshot, parts, ks, champion=None)
+        -> the same for a snapshot's split (recsys/data/holdout.py)
 
 Only users with at least one test item are scored; each one's training items are excluded
 from its ranking, so a model is never rewarded for recommending what the user already has.
@@ -17,6 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.data.graph import interaction_matrix
+from recsys.data.holdout import Holdout
+from recsys.data.snapshot import Snapshot
 from recsys.evaluation.baseline import popularity_scores
 from recsys.evaluation.champion import ChampionEmbeddings, champion_metrics
 from recsys.evaluation.metrics import METRICS, RankingMetrics, ranking_metrics
@@ -78,3 +82,25 @@ def evaluate(
         for k in ks
         for metric in METRICS
     ]
+
+
+def evaluate_holdout(
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    snapshot: Snapshot,
+    parts: Holdout,
+    ks: Sequence[int],
+    champion: ChampionEmbeddings | None = None,
+) -> list[EvaluationRow]:
+    """:func:`evaluate` on a snapshot's split: a model's embeddings of every user and item
+    ranked over the candidates, against the test interactions it can be judged on."""
+    return evaluate(
+        user_emb,
+        item_emb[parts.candidates],
+        snapshot.user[parts.train],
+        parts.position[snapshot.item[parts.train]],
+        snapshot.user[parts.evaluated],
+        parts.position[snapshot.item[parts.evaluated]],
+        ks,
+        champion=champion,
+    )

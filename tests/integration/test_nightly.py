@@ -20,8 +20,8 @@ from sqlalchemy.engine import URL
 from recsys.errors import PUBLISHED_NOT_PROMOTED, InvalidInput
 from recsys.evaluation.metrics import METRICS
 from recsys.faults import ENV, InjectedFault
-from recsys.pipeline import Judging, run
-from recsys.promotion import Gate
+from recsys.pipeline import run
+from recsys.promotion import Gate, Judging
 from recsys.storage import aliases, schema
 from recsys.storage.versions import compare
 from tests.integration._published_versions import cli as recsys_job
