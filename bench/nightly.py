@@ -2,25 +2,25 @@
 
 MovieLens-100K replayed night by night, growing a day at a time: night d sees every rating before
 its end; its temporal split tests on the last ``--test-days`` days and trains on everything
-before. Each night trains twice on the same split, with the same settings:
+before. Each night trains on the same split, with the same settings:
 
 - cold: layer-0 embeddings drawn at random, as a run without ``--warm-start``;
 - warm: starting from the layer-0 rows the previous night published (the previous night's warm
   model: the chain a nightly ``run --warm-start production`` makes), matched by user and movie id
-  with the product's ``carry``; users and movies new since start at random.
+  with the product's ``carry``; users and movies new since start at random;
+- short: warm-started the same way with a third of the epochs (its learning rate decays over
+  those; ``--short-learning-rate`` sets another initial rate): what a scheduler would run.
 
 The previous night trained on ratings before its own cut-off, one day earlier than tonight's, so
 the warm start is fair by the product's rule (``lineage.unfair_reason``, checked each night).
-Both runs record the test NDCG@k after every epoch (``fit``'s ``after_epoch`` hook); the bench
-prints, per night, the cold run's final NDCG@k, the first epoch at which the warm run reaches
-it, and the share of the cold run's epochs that took, then the curves side by side.
+Every run records the test NDCG@k after every epoch (``fit``'s ``after_epoch`` hook). A night
+tests on the few dozen users who rated both before and after its cut-off, so one run's figure is
+noisy: the chain is run once per seed and the bench prints, per night, the figures averaged over
+the seeds (the first epoch at which the mean warm curve reaches the mean cold run's final
+NDCG@k), how many single runs got there within a third of the epochs, and the mean curves.
 
-A third run per night is what a scheduler would do with that: warm-started with a third of the
-epochs (``--epochs`` ÷ 3, so its learning rate decays over those; at ``--short-learning-rate``,
-default the same initial rate), and the bench prints its final NDCG@k beside the cold run's.
-
-    python bench/nightly.py [PATH] [--nights 4] [--test-days 7] [--epochs 40] [--k 10]
-        [--short-learning-rate LR] [--seed 0]
+    python bench/nightly.py [PATH] [--nights 3] [--test-days 14] [--epochs 40] [--k 10]
+        [--seeds 1 2] [--short-learning-rate LR]
 """
 
 import argparse
@@ -40,12 +40,14 @@ from recsys.data.snapshot import Snapshot
 from recsys.evaluation.evaluate import evaluate_holdout
 from recsys.ingest.movielens import parse_movielens
 from recsys.model.lightgcn import LightGCN, configure_threads
+from recsys.model.settings import TrainConfig
 from recsys.model.train import fit
 from recsys.model.warm_start import InitialState, carry
 from recsys.run_config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = 86_400.0
+RUNS = ("cold", "warm", "short")
 
 
 @dataclass(frozen=True)
@@ -62,23 +64,26 @@ class Published:
 
 @dataclass(frozen=True)
 class Night:
+    """One night of one seed's chain: each run's test NDCG@k after every epoch."""
+
+    index: int
+    seed: int
     cutoff: datetime
     cold: list[float]
     warm: list[float]
-    short: list[float]  # warm-started with a third of the epochs
-    evaluated: int
+    short: list[float]
+    evaluated: tuple[int, int]  # test interactions and users evaluated
     carried: tuple[int, int, int, int]  # users carried / users, items carried / items
-    seconds: float
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=REPO.parent / "shared/data/ml-100k")
-    parser.add_argument("--nights", type=int, default=4, help="nights compared (after the first)")
-    parser.add_argument("--test-days", type=float, default=7.0, help="test window of a night")
+    parser.add_argument("--nights", type=int, default=3, help="nights compared (after the first)")
+    parser.add_argument("--test-days", type=float, default=14.0, help="test window of a night")
     parser.add_argument("--epochs", type=int, default=RunConfig().train.max_epochs)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--short-learning-rate", type=float, help="of the short warm run")
     args = parser.parse_args()
     configure_threads()
@@ -87,27 +92,39 @@ def main() -> None:
     ratings = ratings.assign(ts=seconds.astype(np.float64)).sort_values("ts", kind="stable")
     last_day = np.floor(ratings["ts"].max() / DAY) * DAY + DAY  # the end of the last day
     ends = [last_day - (args.nights - night) * DAY for night in range(args.nights + 1)]
-    train = dataclasses.replace(RunConfig().train, max_epochs=args.epochs, seed=args.seed)
+    base = dataclasses.replace(RunConfig().train, max_epochs=args.epochs)
+    short_rate = args.short_learning_rate or base.learning_rate
     print(
         f"{args.path}: {len(ratings):,} ratings; {args.nights + 1} nights a day apart, each "
-        f"testing on its last {args.test_days:g} days; {args.epochs} epochs, seed {args.seed}"
+        f"testing on its last {args.test_days:g} days; {args.epochs} epochs (short: "
+        f"{max(1, args.epochs // 3)} at learning rate {short_rate:g}); seeds {args.seeds}"
     )
-    short_rate = args.short_learning_rate or train.learning_rate
-    print(f"short warm run: {max(1, args.epochs // 3)} epochs at learning rate {short_rate:g}")
     print(f"load average before: {_load()}")
+    started = time.perf_counter()
+    nights = [
+        night
+        for seed in args.seeds
+        for night in _chain(ratings, ends, dataclasses.replace(base, seed=seed), args)
+    ]
+    _summary(nights, args.k)
+    print(f"{time.perf_counter() - started:.0f} s; load average after: {_load()}")
 
+
+def _chain(
+    ratings: pd.DataFrame, ends: list[float], train: TrainConfig, args: argparse.Namespace
+) -> list[Night]:
+    """One seed's nights: the first publishes a cold model, each later one starts from the
+    previous night's warm model."""
     previous: Published | None = None
     nights: list[Night] = []
-    for night, end in enumerate(ends):
-        started = time.perf_counter()
+    for index, end in enumerate(ends):
         snapshot = _snapshot(ratings[ratings["ts"] < end])
         cutoff = datetime.fromtimestamp(end - args.test_days * DAY, UTC)
         config = RunConfig(train=train, split="temporal", cutoff=cutoff, eval_ks=(args.k,))
         parts = holdout(snapshot, config)
         cold, cold_model = _fit(snapshot, parts, config, None, args.k)
-        if previous is None:  # the first night only publishes, cold
+        if previous is None:
             previous = _published(snapshot, parts, cold_model)
-            print(f"night 0 ({_day(end)}): published cold, the first warm-start source")
             continue
         reason = lineage.unfair_reason(
             "previous", previous.stats, snapshot.timestamp[parts.test], config.split
@@ -124,19 +141,17 @@ def main() -> None:
             learning_rate=args.short_learning_rate or train.learning_rate,
         )
         short, _ = _fit(snapshot, parts, dataclasses.replace(config, train=third), initial, args.k)
+        evaluated = (len(parts.evaluated), len(np.unique(snapshot.user[parts.evaluated])))
         carried = (
             len(initial.users.index),
             int(parts.trained.sum()),
             len(initial.items.index),
             len(parts.candidates),
         )
-        seconds = time.perf_counter() - started
-        nights.append(Night(cutoff, cold, warm, short, len(parts.evaluated), carried, seconds))
-        _print_night(night, end, nights[-1], args.k)
+        nights.append(Night(index, train.seed, cutoff, cold, warm, short, evaluated, carried))
+        _print_night(nights[-1], args.k)
         previous = _published(snapshot, parts, model)
-
-    _summary(nights, args.k)
-    print(f"load average after: {_load()}")
+    return nights
 
 
 def _snapshot(ratings: pd.DataFrame) -> Snapshot:
@@ -200,47 +215,59 @@ def _reached(curve: list[float], target: float) -> int | None:
     return next((epoch for epoch, value in enumerate(curve, 1) if value >= target), None)
 
 
-def _print_night(night: int, end: float, n: Night, k: int) -> None:
-    target = n.cold[-1]
-    reached = _reached(n.warm, target)
+def _print_night(n: Night, k: int) -> None:
+    reached = _reached(n.warm, n.cold[-1])
     users, all_users, items, all_items = n.carried
     print(
-        f"night {night} ({_day(end)}, test from {n.cutoff:%Y-%m-%d}, {n.evaluated:,} test "
-        f"interactions evaluated; carried {users}/{all_users} users, {items}/{all_items} items; "
-        f"{n.seconds:.0f} s): cold ndcg@{k} after {len(n.cold)} epochs {target:.4f}; warm "
-        f"reaches it at epoch {reached or 'never'} ({_share(reached, len(n.cold))}) and ends at "
-        f"{n.warm[-1]:.4f}; warm with {len(n.short)} epochs ends at {n.short[-1]:.4f}"
+        f"seed {n.seed}, night {n.index} (test from {n.cutoff:%Y-%m-%d}: {n.evaluated[0]:,} "
+        f"interactions of {n.evaluated[1]} users evaluated; carried {users}/{all_users} users, "
+        f"{items}/{all_items} items): cold ndcg@{k} {n.cold[-1]:.4f} after {len(n.cold)} "
+        f"epochs; warm reaches it at epoch {reached or 'never'}, ends at {n.warm[-1]:.4f}; "
+        f"short ends at {n.short[-1]:.4f}"
     )
 
 
 def _summary(nights: list[Night], k: int) -> None:
     epochs, third = len(nights[0].cold), len(nights[0].short)
-    print(f"\nper night, ndcg@{k} (test window from):")
-    rows = [["", *(f"{n.cutoff:%m-%d}" for n in nights)]]
-    rows.append([f"cold, {epochs} epochs", *(f"{n.cold[-1]:.4f}" for n in nights)])
+    by_night: dict[int, list[Night]] = {}
+    for n in nights:
+        by_night.setdefault(n.index, []).append(n)
+    means = {
+        index: {run: np.mean([getattr(n, run) for n in group], axis=0) for run in RUNS}
+        for index, group in sorted(by_night.items())
+    }
+    print(f"\nper night, mean over seeds of ndcg@{k} (test window from):")
+    rows = [["", *(f"{group[0].cutoff:%m-%d}" for group in by_night.values())]]
+    rows.append([f"cold, {epochs} epochs", *(f"{m['cold'][-1]:.4f}" for m in means.values())])
     rows.append(
         [
             f"warm, first epoch reaching it (of {epochs})",
-            *(str(_reached(n.warm, n.cold[-1]) or "never") for n in nights),
+            *(str(_reached(m["warm"], m["cold"][-1]) or "never") for m in means.values()),
         ]
     )
-    rows.append([f"warm, {epochs} epochs", *(f"{n.warm[-1]:.4f}" for n in nights)])
-    rows.append([f"warm, {third} epochs", *(f"{n.short[-1]:.4f}" for n in nights)])
+    rows.append([f"warm, {epochs} epochs", *(f"{m['warm'][-1]:.4f}" for m in means.values())])
+    rows.append(
+        [f"short: warm, {third} epochs", *(f"{m['short'][-1]:.4f}" for m in means.values())]
+    )
     _print_table(rows)
     reached = [_reached(n.warm, n.cold[-1]) for n in nights]
     within = sum(1 for r in reached if r is not None and r <= epochs / 3)
     matched = sum(1 for n in nights if n.short[-1] >= n.cold[-1])
     print(
-        f"the warm run reached the cold run's final ndcg@{k} within a third of the epochs on "
-        f"{within} of {len(nights)} nights; warm with {third} epochs matched or beat the cold "
-        f"run with {epochs} on {matched} of {len(nights)} (mean "
-        f"{_mean(n.short[-1] for n in nights):.4f} against {_mean(n.cold[-1] for n in nights):.4f})"
+        f"single runs (night × seed): the warm run reached its cold run's final ndcg@{k} within "
+        f"a third of the epochs in {within} of {len(nights)} (epochs: "
+        f"{', '.join(str(r or 'never') for r in reached)}); the short run matched or beat the "
+        f"cold run in {matched} of {len(nights)}"
     )
-    print(f"\ntest ndcg@{k} after each epoch, per night: cold, warm, warm with {third} epochs")
-    runs = ("cold", "warm", "short")
-    curves = [["epoch", *(f"{n.cutoff:%m-%d} {run}" for n in nights for run in runs)]]
+    print(f"\nmean test ndcg@{k} after each epoch, per night: {', '.join(RUNS)}")
+    curves = [
+        [
+            "epoch",
+            *(f"{nights_[0].cutoff:%m-%d} {run}" for nights_ in by_night.values() for run in RUNS),
+        ]
+    ]
+    series = [m[run] for m in means.values() for run in RUNS]
     for epoch in range(epochs):
-        series = [curve for n in nights for curve in (n.cold, n.warm, n.short)]
         cells = [f"{curve[epoch]:.4f}" if epoch < len(curve) else "" for curve in series]
         curves.append([str(epoch + 1), *cells])
     _print_table(curves)
@@ -250,18 +277,6 @@ def _print_table(rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
-
-
-def _mean(values) -> float:
-    return float(np.mean(list(values)))
-
-
-def _share(reached: int | None, epochs: int) -> str:
-    return f"{reached / epochs:.0%} of the epochs" if reached else "not within the epochs"
-
-
-def _day(end: float) -> str:
-    return f"{datetime.fromtimestamp(end - DAY, UTC):%Y-%m-%d}"
 
 
 def _load() -> str:
