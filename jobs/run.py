@@ -11,11 +11,14 @@ import click
 import sqlalchemy as sa
 from click.core import ParameterSource
 
-from recsys.errors import InvalidInput
+from recsys.errors import PUBLISHED_NOT_PROMOTED, InvalidInput
 from recsys.memory import parse_size
 from recsys.model.settings import TrainConfig
+from recsys.promotion import Gate, Judging
 from recsys.run_config import SPLITS, RunConfig
+from recsys.storage.aliases import DEFAULT_ALIAS
 from recsys_jobs.context import JobContext, pass_job
+from recsys_jobs.output import emit_json, json_option
 from recsys_jobs.progress import epoch_bars
 
 if TYPE_CHECKING:
@@ -33,9 +36,10 @@ _TRAIN_FIELDS = {
     **{name: name for name in ("dim", "steps_per_epoch", "batch_size", "learning_rate", "l2")},
     **{name: name for name in ("val_ratio", "patience", "seed")},
 }
-_RUN_FIELDS = {name: name for name in ("split", "test_ratio", "cutoff", "top_k", "min_rating")} | {
-    "eval_k": "eval_ks"
-}
+_RUN_FIELDS = {
+    name: name
+    for name in ("split", "test_ratio", "cutoff", "top_k", "min_rating", "refit", "warm_start")
+} | {"eval_k": "eval_ks"}
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> Path | None:
@@ -238,18 +242,74 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     help="Refuse to train when the run's memory estimate exceeds this (e.g. 8G).  "
     "[default: the memory available]",
 )
+@click.option(
+    "--refit",
+    is_flag=True,
+    help="After evaluating, train again on every interaction (same settings) and publish that "
+    "model's embeddings and lists; the evaluation stays the held-out model's.",
+)
+@click.option(
+    "--warm-start",
+    metavar="VERSION_OR_ALIAS",
+    help="Start from this version's layer-0 embeddings (users and items it knows); refused "
+    "when it may have trained on this run's test interactions.",
+)
+@click.option(
+    "--compare-with",
+    metavar="ALIAS",
+    help="Score this alias's (or version's) embeddings on the same test set (model "
+    "'champion'), where fair.  [default: the --promote alias, else production, if set]",
+)
+@click.option("--promote", metavar="ALIAS", help="Move ALIAS to the new version if --if-better.")
+@click.option(
+    "--if-better",
+    metavar="METRIC@K[:TOLERANCE]",
+    help="Promote only when METRIC@K beats the champion's, less TOLERANCE (e.g. ndcg@10).",
+)
+@json_option
 @pass_job
 def run(
     job: JobContext,
     model_version: str,
     replace: bool,
     memory_limit: int | None,
+    compare_with: str | None,
+    promote: str | None,
+    if_better: str | None,
+    as_json: bool,
     **options: object,
 ) -> None:
-    """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION."""
+    """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION.
+
+    Exit status 8: published, but the --if-better gate did not promote it.
+    """
     config = _run_config(options)
     _refuse_ignored_options(click.get_current_context(), config)
-    run_version(job.engine(), model_version, config, replace=replace, memory_limit=memory_limit)
+    judging = _judging(compare_with, promote, if_better)
+    result = run_version(
+        job.engine(),
+        model_version,
+        config,
+        replace=replace,
+        memory_limit=memory_limit,
+        judging=judging,
+        as_json=as_json,
+    )
+    if result.promotion is not None and not result.promotion.promoted:
+        click.get_current_context().exit(PUBLISHED_NOT_PROMOTED)
+
+
+def _judging(compare_with: str | None, promote: str | None, if_better: str | None) -> Judging:
+    """The champion and the gate: the champion defaults to the gate's alias, else production,
+    and is only required to exist when named."""
+    if (promote is None) != (if_better is None):
+        raise InvalidInput(
+            "invalid run options: give --promote ALIAS with --if-better METRIC@K (to move an "
+            "alias unconditionally, use `recsys-job promote`)"
+        )
+    gate = Gate.parse(promote, if_better) if promote and if_better else None
+    default = gate.alias if gate else DEFAULT_ALIAS
+    return Judging(compare_with or default, required=compare_with is not None, gate=gate)
 
 
 def run_version(
@@ -259,23 +319,34 @@ def run_version(
     *,
     replace: bool,
     memory_limit: int | None = None,
-) -> None:
-    """Run the pipeline for ``version``, printing its progress and summary."""
+    judging: Judging = Judging(),  # noqa: B008 - frozen, safe to share
+    as_json: bool = False,
+) -> "RunResult":
+    """Run the pipeline for ``version``, printing its progress and summary (with ``as_json``,
+    progress goes to stderr and the summary to stdout as JSON)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
     # Imported here, not at the top: TensorFlow takes seconds to load and only `run` needs it.
     from recsys.pipeline import run as run_pipeline
 
-    click.echo(f"run {version}: {_describe(config)}")
+    def report(line: str) -> None:
+        click.echo(line, err=as_json)
+
+    report(f"run {version}: {_describe(config)}")
     result = run_pipeline(
         engine,
         version,
         config,
         replace=replace,
-        report=click.echo,
+        report=report,
         on_step=epoch_bars(),
         memory_limit=memory_limit,
+        judging=judging,
     )
-    click.echo(_summary(result))
+    if as_json:
+        emit_json(_summary_record(result))
+    else:
+        click.echo(_summary(result))
+    return result
 
 
 #: Where an option's value came from when the user set it (not click's default).
@@ -324,7 +395,31 @@ def _summary(result: "RunResult") -> str:
     evaluation = result.evaluation
     table = evaluation.pivot_table(index=["metric", "k"], columns="model", values="value")
     lines = [f"published {result.version}: best epoch {result.best_epoch}"]
+    champion = result.data_stats.get("champion")
+    if champion and "skipped" not in champion:
+        lines.append(f"champion: {champion['version']} ({champion['compared_as']})")
     lines.append(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if result.data_stats.get("refit"):
+        lines.append(
+            f"published embeddings and lists: refit on {result.data_stats['refit_interactions']:,} "
+            "interactions (the figures above are the held-out model's)"
+        )
     phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phase_seconds.items())
     lines.append(f"seconds: {phases}; total {sum(result.phase_seconds.values()):.1f} s")
+    decision = result.promotion
+    if decision is not None:
+        outcome = "promoted to" if decision.promoted else "not promoted to"
+        lines.append(f"{outcome} {decision.alias}: {decision.reason}")
     return "\n".join(lines)
+
+
+def _summary_record(result: "RunResult") -> dict[str, object]:
+    """``run --json``: what the run published, its figures and what the gate did."""
+    return {
+        "version": result.version,
+        "best_epoch": result.best_epoch,
+        "evaluation": result.evaluation.to_dict(orient="records"),
+        "data_stats": result.data_stats,
+        "phase_seconds": result.phase_seconds,
+        "promotion": result.promotion.record() if result.promotion else None,
+    }

@@ -81,7 +81,8 @@ def _details_text(v: VersionDetails) -> str:
     ]
     if v.error:
         lines.append(f"error: {v.error}")
-    for title, values in (("settings", v.params), ("data", v.data_stats)):
+    lines += _lineage_lines(v.data_stats)
+    for title, values in (("settings", v.params), ("data", _flat(v.data_stats))):
         if values:
             rows = [[name, _setting(values[name])] for name in sorted(values)]
             lines += ["", f"{title}:", _indent(table(["name", "value"], rows))]
@@ -132,6 +133,36 @@ def _comparison_text(c: Comparison) -> str:
         lines += ["", "settings that differ:"]
         lines.append(_indent(table(["name", a, b], [[k, *pair] for k, pair in c.params.items()])))
     return "\n".join(lines)
+
+
+def _lineage_lines(stats: dict) -> list[str]:
+    """Where the published lists come from and what the version was judged against."""
+    lines = []
+    if stats.get("refit"):
+        lines.append(
+            f"published lists: refit on all {stats['refit_interactions']:,} interactions; the "
+            "metrics are the held-out model's"
+        )
+    if warm := stats.get("warm_start"):
+        lines.append(f"warm start from {warm['version']}")
+    if champion := stats.get("champion"):
+        skipped = f" (not scored: {champion['skipped']})" if "skipped" in champion else ""
+        lines.append(f"champion: {champion['version']} as {champion['compared_as']}{skipped}")
+    if promotion := stats.get("promotion"):
+        outcome = "promoted to" if promotion["promoted"] else "not promoted to"
+        lines.append(f"{outcome} {promotion['alias']}: {promotion['reason']}")
+    return lines
+
+
+def _flat(values: dict) -> dict:
+    """Nested records (champion, promotion, ...) as ``name.key`` rows."""
+    flat = {}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            flat |= {f"{name}.{key}": inner for key, inner in value.items()}
+        else:
+            flat[name] = value
+    return flat
 
 
 def _setting(value: object) -> str:

@@ -4,6 +4,11 @@ Distinct exit codes let a scheduler tell "fix the input" from "the database is d
 parsing messages.
 """
 
+#: Exit status of ``run --promote ... --if-better ...`` that published its version but did not
+#: promote it (it did not beat the champion, or no fair comparison was possible): not a failure,
+#: a decision a scheduler can branch on. The codes of the errors below are 1-7.
+PUBLISHED_NOT_PROMOTED = 8
+
 
 class RecsysError(Exception):
     """An expected failure with a message meant for the person running the job."""

@@ -13,7 +13,7 @@ Public API:
     ShortLists(without, fewer_than_k), .add(...)
     write_history(tables, history, eval_k)
     write_evaluation(tables, rows)
-    write_embeddings(tables, table, ids, embeddings)
+    write_embeddings(tables, table, ids, embeddings, layer0)
     write_recommendations(tables, recommender) -> ShortLists
 """
 
@@ -36,7 +36,7 @@ from recsys.storage.publish import RunTables
 CHUNK_ROWS = 100_000
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "movie_id", "score", "source")
 #: Names under which the evaluated rankers' figures are stored in ``evaluation_results.model``.
-STORED_NAMES = {"model": "lightgcn", "baseline": "popularity"}
+STORED_NAMES = {"model": "lightgcn", "baseline": "popularity", "champion": "champion"}
 
 
 def write_history(tables: RunTables, history: Sequence[EpochStats], eval_k: int) -> None:
@@ -71,14 +71,17 @@ def write_evaluation(tables: RunTables, rows: Sequence[EvaluationRow]) -> pd.Dat
 
 
 def write_embeddings(
-    tables: RunTables, table: sa.Table, ids: np.ndarray, embeddings: np.ndarray
+    tables: RunTables, table: sa.Table, ids: np.ndarray, embeddings: np.ndarray, layer0: np.ndarray
 ) -> int:
-    """``ids`` (external user or movie ids) and their embedding rows, as real[] arrays."""
+    """``ids`` (external user or movie ids), their final embeddings and their layer-0 rows (the
+    trainable state a later run can warm-start from), as real[] arrays."""
     id_column = table.c.user_id if "user_id" in table.c else table.c.movie_id
-    with binary_copy(tables.conn, tables.open(table), (id_column.name, "embedding")) as write:
+    columns = (id_column.name, "embedding", "layer0")
+    with binary_copy(tables.conn, tables.open(table), columns) as write:
         for start in range(0, len(ids), CHUNK_ROWS):
             stop = start + CHUNK_ROWS
-            write([np.asarray(ids[start:stop], np.int64), embeddings[start:stop]])
+            ids_chunk = np.asarray(ids[start:stop], np.int64)
+            write([ids_chunk, embeddings[start:stop], layer0[start:stop]])
     return len(ids)
 
 

@@ -8,6 +8,7 @@ publishes nothing. Every output is streamed into the run's own tables and attach
 registry flip, in one transaction (recsys/storage/publish.py).
 """
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,15 +20,19 @@ import pandas as pd
 import scipy.sparse as sp
 import sqlalchemy as sa
 
-from recsys import memory, outputs
+from recsys import earlier_versions, memory, outputs, promotion
+from recsys.data import lineage
 from recsys.data.graph import interaction_matrix
-from recsys.data.holdout import Holdout, check_data, check_holdout, data_stats, holdout
+from recsys.data.holdout import Holdout, check_data, check_holdout, data_stats, holdout, whole
 from recsys.data.snapshot import Snapshot, read_snapshot
+from recsys.earlier_versions import Earlier
 from recsys.evaluation.baseline import popularity_scores
-from recsys.evaluation.evaluate import evaluate
+from recsys.evaluation.evaluate import evaluate_holdout
 from recsys.faults import checkpoint
-from recsys.model.lightgcn import compute_device, configure_threads
+from recsys.model.lightgcn import LightGCN, compute_device, configure_threads
 from recsys.model.train import EpochStats, StepProgress, TrainResult, fit
+from recsys.model.warm_start import InitialState
+from recsys.promotion import Decision, Judging
 from recsys.provenance import code_version
 from recsys.run_config import RunConfig
 from recsys.storage import registry, schema
@@ -42,6 +47,8 @@ class RunResult:
     best_epoch: int
     data_stats: dict[str, Any]
     phase_seconds: dict[str, float]
+    #: What the promotion gate decided and did (None without ``--promote``).
+    promotion: Decision | None = None
 
 
 Report = Callable[[str], None]
@@ -56,14 +63,18 @@ def run(
     report: Report = print,
     on_step: StepProgress | None = None,
     memory_limit: int | None = None,
+    judging: Judging = Judging(),  # noqa: B008 - frozen, safe to share
 ) -> RunResult:
     """Train, evaluate, score and publish ``version``; raises on failure (after recording it).
 
     ``report`` receives the run's lines (data, epochs, notes); ``on_step(done, total)`` each
     training step within its epoch, for a progress bar. ``memory_limit`` (bytes) replaces the
-    memory available as what the run's estimate must fit in.
+    memory available as what the run's estimate must fit in. ``judging`` names the champion
+    scored beside the model and the gate that may promote the new version.
     """
     config.check()
+    if judging.gate is not None:
+        judging.gate.check(config.eval_ks)
     registry.validate_name(version)
     claim = registry.acquire(engine, version, replace=replace)
     try:
@@ -77,17 +88,29 @@ def run(
         estimate = memory.estimate_bytes(
             snapshot.n_users,
             snapshot.n_items,
-            len(parts.train),
+            len(snapshot.user) if config.refit else len(parts.train),
             len(snapshot.rated_user),
             config.train.dim,
         )
         memory.check_fits(estimate, memory_limit)
+        earlier = earlier_versions.read(engine, snapshot, parts, config, judging, report)
         registry.start(engine, claim, config.params())
         try:
             checkpoint("started")
             stats = data_stats(snapshot, parts) | {"memory_estimate_mib": estimate >> 20}
+            stats |= earlier.stats()
             result = _train_and_publish(
-                engine, claim, snapshot, parts, config, stats, timer, report, on_step
+                engine,
+                claim,
+                snapshot,
+                parts,
+                config,
+                stats,
+                timer,
+                report,
+                on_step,
+                judging,
+                earlier,
             )
         except BaseException as exc:
             registry.mark_failed(engine, claim, _describe(exc))
@@ -107,41 +130,55 @@ def _train_and_publish(
     timer: "_PhaseTimer",
     report: Report,
     on_step: StepProgress | None,
+    judging: Judging,
+    earlier: Earlier,
 ) -> RunResult:
     _report_data(stats, config, report)
-    trained = _train(snapshot, parts, config, stats, timer, report, on_step)
-    user_emb, item_emb = trained.model.embeddings()
-    train_users, train_items = snapshot.user[parts.train], snapshot.item[parts.train]
+    initial = earlier.warm.state if earlier.warm is not None else None
+    trained = _train(snapshot, parts, config, stats, timer, report, on_step, initial)
+    champion = earlier.champion
     with timer("evaluate"):
-        evaluation = evaluate(
-            user_emb,
-            item_emb[parts.candidates],
-            train_users,
-            parts.position[train_items],
-            snapshot.user[parts.evaluated],
-            parts.position[snapshot.item[parts.evaluated]],
-            config.eval_ks,
+        rival = champion.embeddings if champion is not None else None
+        evaluation = evaluate_holdout(
+            *trained.model.embeddings(), snapshot, parts, config.eval_ks, rival
         )
-    recommender = outputs.Recommender(
-        user_ids=snapshot.user_ids,
-        item_ids=snapshot.item_ids[parts.candidates],
-        user_emb=user_emb,
-        item_emb=item_emb[parts.candidates],
-        popularity=popularity_scores(train_items, snapshot.n_items)[parts.candidates],
-        trained=parts.trained,
-        exclude=_rated_candidates(snapshot, parts),
-        k=config.top_k,
-    )
+    decision = None
+    if judging.gate is not None:
+        version, skipped = (champion.version, champion.skipped) if champion else (None, None)
+        decision = promotion.decide(judging.gate, evaluation, version, skipped)
+    history, best_epoch, model = trained.history, trained.best_epoch, trained.model
+    learnt_from = parts
+    if config.refit:
+        del trained, model  # the held-out model is evaluated: free it before the refit
+        learnt_from = whole(snapshot)
+        with timer("refit"):
+            model = _refit(snapshot, config, best_epoch, stats, report, on_step, initial)
+    stats.update(lineage.learnt_from(snapshot.timestamp[learnt_from.train]))
+    user_emb, item_emb = model.embeddings()
+    layer0 = model.users.numpy(), model.items.numpy()
+    del model
+    recommender = _recommender(snapshot, learnt_from, user_emb, item_emb, config.top_k)
     written: dict[str, Any] = {}
 
     def write_outputs(tables: RunTables) -> dict[str, Any]:
         with timer("write"):
-            outputs.write_history(tables, trained.history, config.train.eval_k)
+            outputs.write_history(tables, history, config.train.eval_k)
             written["evaluation"] = outputs.write_evaluation(tables, evaluation)
-            learnt = parts.trained.nonzero()[0]
-            user_ids, item_ids = snapshot.user_ids[learnt], recommender.item_ids
-            outputs.write_embeddings(tables, schema.user_embeddings, user_ids, user_emb[learnt])
-            outputs.write_embeddings(tables, schema.item_embeddings, item_ids, recommender.item_emb)
+            learnt = learnt_from.trained.nonzero()[0]
+            outputs.write_embeddings(
+                tables,
+                schema.user_embeddings,
+                snapshot.user_ids[learnt],
+                user_emb[learnt],
+                layer0[0][learnt],
+            )
+            outputs.write_embeddings(
+                tables,
+                schema.item_embeddings,
+                recommender.item_ids,
+                recommender.item_emb,
+                layer0[1][learnt_from.candidates],
+            )
         with timer("score"):
             short = outputs.write_recommendations(tables, recommender)
         stats.update(_short_lists(short, config.top_k, report))
@@ -154,17 +191,84 @@ def _train_and_publish(
             "code_version": code_version(),
         }
 
-    publish(engine, claim, write_outputs)
+    def promote(conn: sa.Connection) -> None:
+        if decision is not None:
+            written["decision"] = promotion.carry_out(conn, claim.version, decision, earlier.holder)
+
+    publish(engine, claim, write_outputs, promote)
     # The attach and the registry flip, timed from the end of the writes to the commit.
     timer.seconds["publish"] = round(time.perf_counter() - written["at"], 3)
     registry.record_phase(engine, claim.version, "publish", timer.seconds["publish"])
     return RunResult(
         claim.version,
         written["evaluation"],
-        trained.history,
-        trained.best_epoch,
+        history,
+        best_epoch,
         stats,
         timer.seconds,
+        written.get("decision"),
+    )
+
+
+def _refit(
+    snapshot: Snapshot,
+    config: RunConfig,
+    best_epoch: int,
+    stats: dict[str, Any],
+    report: Report,
+    on_step: StepProgress | None,
+    initial: InitialState | None,
+) -> LightGCN:
+    """The model to publish, trained on every interaction with the held-out run's settings:
+    its epochs (or time budget); with validation, the epochs it chose, without holding any out."""
+    train = config.train
+    if train.val_ratio > 0:
+        train = dataclasses.replace(train, max_epochs=best_epoch, val_ratio=0.0)
+
+    def on_epoch(epoch: EpochStats) -> None:
+        checkpoint("training")
+        report(f"refit epoch {epoch.epoch:3d}: loss {epoch.loss:.4f} ({epoch.seconds:.1f} s)")
+
+    refit = fit(
+        snapshot.user,
+        snapshot.item,
+        snapshot.n_users,
+        snapshot.n_items,
+        train,
+        on_epoch,
+        on_step,
+        initial=initial,
+    )
+    stats.update(
+        {
+            "refit": True,
+            "refit_interactions": len(snapshot.user),
+            "refit_epochs": len(refit.history),
+            "refit_steps": refit.steps,
+            "refit_batch_size": refit.schedule.batch_size,
+        }
+    )
+    report(
+        f"refit on all {len(snapshot.user):,} interactions: {len(refit.history)} epochs; the "
+        "published embeddings and lists come from it, the evaluation from the held-out model"
+    )
+    return refit.model
+
+
+def _recommender(
+    snapshot: Snapshot, learnt_from: Holdout, user_emb: np.ndarray, item_emb: np.ndarray, k: int
+) -> outputs.Recommender:
+    """Every user's lists from the published model, which learnt ``learnt_from.train``."""
+    train_items = snapshot.item[learnt_from.train]
+    return outputs.Recommender(
+        user_ids=snapshot.user_ids,
+        item_ids=snapshot.item_ids[learnt_from.candidates],
+        user_emb=user_emb,
+        item_emb=item_emb[learnt_from.candidates],
+        popularity=popularity_scores(train_items, snapshot.n_items)[learnt_from.candidates],
+        trained=learnt_from.trained,
+        exclude=_rated_candidates(snapshot, learnt_from),
+        k=k,
     )
 
 
@@ -190,6 +294,7 @@ def _train(
     timer: "_PhaseTimer",
     report: Report,
     on_step: StepProgress | None,
+    initial: InitialState | None,
 ) -> TrainResult:
     def on_epoch(epoch: EpochStats) -> None:
         checkpoint("training")
@@ -212,6 +317,7 @@ def _train(
             config.train,
             on_epoch,
             on_step,
+            initial=initial,
         )
     stats.update(_training_stats(trained, config, device))
     budget = "; as many as the time budget allowed" if trained.schedule.budget_limited else ""

@@ -27,6 +27,10 @@ class RunConfig:
     top_k: int = 10
     eval_ks: tuple[int, ...] = (10, 20)
     min_rating: float | None = None
+    #: Publish from a second fit on every interaction (same settings) after evaluating the first.
+    refit: bool = False
+    #: Start from this version's (or alias's) layer-0 rows (recsys/earlier_versions.py).
+    warm_start: str | None = None
 
     @property
     def uses_test_ratio(self) -> bool:

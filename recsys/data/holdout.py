@@ -86,6 +86,15 @@ def holdout(snapshot: Snapshot, config: RunConfig) -> Holdout:
         train, test = split.temporal(snapshot.timestamp, cutoff=config.cutoff.timestamp())
     else:
         train, test = split.temporal(snapshot.timestamp, test_ratio=config.test_ratio)
+    return _holdout(snapshot, train, test)
+
+
+def whole(snapshot: Snapshot) -> Holdout:
+    """Every interaction as training and nothing held out: what a refit learns from."""
+    return _holdout(snapshot, np.arange(len(snapshot.user)), np.empty(0, np.int64))
+
+
+def _holdout(snapshot: Snapshot, train: np.ndarray, test: np.ndarray) -> Holdout:
     trained = np.zeros(snapshot.n_users, dtype=bool)
     trained[snapshot.user[train]] = True
     candidates = np.unique(snapshot.item[train])

@@ -1,10 +1,12 @@
 """Held-out evaluation of the model beside the popularity baseline.
 
 Public API:
-    EvaluationRow(model, metric, k, value, n_users)      one result line ("model"|"baseline")
+    EvaluationRow(model, metric, k, value, n_users)   a figure of "model", "baseline" or "champion"
     embedding_metrics(user_emb, item_emb, exclude, relevant, ks) -> RankingMetrics
-    evaluate(user_emb, item_emb, train_users, train_items, test_users, test_items, ks=(10,))
-        -> list[EvaluationRow]
+    evaluate(user_emb, item_emb, train_users, train_items, test_users, test_items, ks=(10,),
+             champion=None) -> list[EvaluationRow]
+    evaluate_holdout(user_emb, item_emb, snapshot, parts, ks, champion=None)
+        -> the same for a snapshot's split (recsys/data/holdout.py)
 
 Only users with at least one test item are scored; each one's training items are excluded
 from its ranking, so a model is never rewarded for recommending what the user already has.
@@ -17,7 +19,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.data.graph import interaction_matrix
+from recsys.data.holdout import Holdout
+from recsys.data.snapshot import Snapshot
 from recsys.evaluation.baseline import popularity_scores
+from recsys.evaluation.champion import ChampionEmbeddings, champion_metrics
 from recsys.evaluation.metrics import METRICS, RankingMetrics, ranking_metrics
 from recsys.evaluation.topk import top_k_embeddings, top_k_shared
 
@@ -54,8 +59,10 @@ def evaluate(
     test_users: np.ndarray,
     test_items: np.ndarray,
     ks: Sequence[int] = (10,),
+    champion: ChampionEmbeddings | None = None,
 ) -> list[EvaluationRow]:
-    """Rows for every metric in ``metrics.METRICS`` and cut-off, model first, then baseline."""
+    """Rows for every metric in ``metrics.METRICS`` and cut-off: model, baseline, then the
+    champion (an earlier version, recsys/evaluation/champion.py) when one is given."""
     n_users, n_items = len(user_emb), len(item_emb)
     exclude = interaction_matrix(train_users, train_items, n_users, n_items)
     relevant = interaction_matrix(test_users, test_items, n_users, n_items)
@@ -67,9 +74,33 @@ def evaluate(
         "model": embedding_metrics(user_emb, item_emb, exclude, relevant, ks),
         "baseline": ranking_metrics(popular, relevant, ks, users=users),
     }
+    if champion is not None:
+        results["champion"] = champion_metrics(champion, exclude, relevant, ks)
     return [
         EvaluationRow(name, metric, k, result.values[(metric, k)], result.n_users)
         for name, result in results.items()
         for k in ks
         for metric in METRICS
     ]
+
+
+def evaluate_holdout(
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    snapshot: Snapshot,
+    parts: Holdout,
+    ks: Sequence[int],
+    champion: ChampionEmbeddings | None = None,
+) -> list[EvaluationRow]:
+    """:func:`evaluate` on a snapshot's split: a model's embeddings of every user and item
+    ranked over the candidates, against the test interactions it can be judged on."""
+    return evaluate(
+        user_emb,
+        item_emb[parts.candidates],
+        snapshot.user[parts.train],
+        parts.position[snapshot.item[parts.train]],
+        snapshot.user[parts.evaluated],
+        parts.position[snapshot.item[parts.evaluated]],
+        ks,
+        champion=champion,
+    )

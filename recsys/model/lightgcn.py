@@ -3,7 +3,7 @@
 Public API:
     configure_threads(intra_op=None, inter_op=1) -> None; call before any other TensorFlow use
     compute_device() -> str, where the model's arithmetic runs ("GPU:0 (name)" or "CPU")
-    LightGCN(interactions, *, dim, n_layers, l2, learning_rate, seed=0)
+    LightGCN(interactions, *, dim, n_layers, l2, learning_rate, seed=0, initial=None)
         .train_step(users, positives, negatives) -> (loss, bpr_loss) tensors; one Adam step
         .propagate()                              -> (user_final, item_final) tensors
         .embeddings()                             -> (user_emb, item_emb) float32 numpy
@@ -36,6 +36,7 @@ import tensorflow as tf
 from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 
 from recsys.model.settings import TrainConfig
+from recsys.model.warm_start import InitialState
 
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
 
@@ -85,11 +86,17 @@ class LightGCN(tf.Module):
 
     ``interactions`` is R̂ from ``graph.normalized_interactions`` (users × items). Layer-0
     embeddings start as N(0, 0.1²) (the paper's reference code) drawn from a numpy Generator
-    seeded with ``seed``, so initialisation is reproducible.
+    seeded with ``seed``, so initialisation is reproducible; ``initial`` (a warm start) then
+    overwrites the rows of the users and items an earlier version learnt.
     """
 
     @classmethod
-    def from_config(cls, interactions: sp.csr_matrix, config: TrainConfig) -> "LightGCN":
+    def from_config(
+        cls,
+        interactions: sp.csr_matrix,
+        config: TrainConfig,
+        initial: InitialState | None = None,
+    ) -> "LightGCN":
         """The model a :class:`TrainConfig` describes (its size, L2, rate and seed)."""
         return cls(
             interactions,
@@ -98,6 +105,7 @@ class LightGCN(tf.Module):
             l2=config.l2,
             learning_rate=config.learning_rate,
             seed=config.seed,
+            initial=initial,
         )
 
     def __init__(
@@ -109,6 +117,7 @@ class LightGCN(tf.Module):
         l2: float,
         learning_rate: float,
         seed: int = 0,
+        initial: InitialState | None = None,
     ) -> None:
         super().__init__(name="lightgcn")
         self.n_users, self.n_items = interactions.shape
@@ -117,6 +126,11 @@ class LightGCN(tf.Module):
         self.learning_rate = tf.Variable(learning_rate, dtype=tf.float32, trainable=False)
         init = np.random.default_rng(seed).normal(0.0, 0.1, (self.n_users + self.n_items, dim))
         init = init.astype(np.float32)
+        if initial is not None:
+            for carried, offset in ((initial.users, 0), (initial.items, self.n_users)):
+                if len(carried.index) and carried.width != dim:
+                    raise ValueError(f"initial rows have {carried.width} values, the model {dim}")
+                init[offset + carried.index] = carried.rows
         self.users = tf.Variable(init[: self.n_users], name="users_0")
         self.items = tf.Variable(init[self.n_users :], name="items_0")
         # Adam's first and second moments, one of each per table.

@@ -7,7 +7,7 @@ Public API:
     Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .rate(config, step)
     TrainResult(model, history, best_epoch, schedule, steps)
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None,
-        *, after_epoch=None) -> TrainResult
+        *, after_epoch=None, initial=None) -> TrainResult
 
 Why a fixed number of steps per epoch: a step propagates the whole graph, and costs about the
 same at any batch size, so an epoch of interactions ÷ a fixed batch costs time that grows with
@@ -34,6 +34,7 @@ from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics
 from recsys.model.lightgcn import LightGCN
 from recsys.model.settings import TrainConfig
+from recsys.model.warm_start import InitialState
 
 #: Steps timed (after the first, which traces the graph) before a budget is planned.
 _WARMUP_STEPS = 3
@@ -92,6 +93,7 @@ def fit(
     on_step: StepProgress | None = None,
     *,
     after_epoch: Callable[[LightGCN], None] | None = None,
+    initial: InitialState | None = None,
 ) -> TrainResult:
     """Train LightGCN on the given training interactions (contiguous indices).
 
@@ -102,7 +104,8 @@ def fit(
     for the whole schedule and the last epoch is the result. ``on_step(done, total)`` is
     called after every step with the steps done and planned in the current epoch;
     ``after_epoch`` sees the model after every epoch, so a benchmark can score it per epoch
-    (``bench/quality.py --curve``) without a training loop of its own.
+    (``bench/quality.py --curve``) without a training loop of its own. ``initial`` warm-starts
+    the layer-0 rows of the users and items an earlier version learnt (recsys/model/warm_start.py).
 
     Raises ValueError when no user has an item outside their training items (BPR has no
     negative to sample), and RecsysError when the loss stops being finite.
@@ -123,7 +126,7 @@ def fit(
     if sampler.n_samples == 0:
         raise ValueError("nothing to train on: every user has every item, so no negative exists")
     model = LightGCN.from_config(
-        normalized_interactions(fit_users, fit_items, n_users, n_items), config
+        normalized_interactions(fit_users, fit_items, n_users, n_items), config, initial
     )
     batch_size, steps_per_epoch = config.batching(sampler.n_samples)
     schedule = Schedule(batch_size, steps_per_epoch, config.max_epochs * steps_per_epoch)

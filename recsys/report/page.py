@@ -150,8 +150,8 @@ def _validation_note(data: ReportData) -> str:
 def _metrics_png(data: ReportData) -> bytes:
     prev = data.previous
     return plots.metrics_vs_baseline(
-        data.version.name, data.version.metrics, prev.name if prev else None,
-        prev.metrics if prev else [],
+        data.version.name, versions.own_metrics(data.version.metrics),
+        prev.name if prev else None, versions.own_metrics(prev.metrics) if prev else [],
     )  # fmt: skip
 
 
@@ -162,7 +162,7 @@ def _metrics_table(data: ReportData) -> str:
     if prev:
         head += [prev.name, f"change vs {prev.name}"]
     rows = []
-    for m in data.version.metrics:
+    for m in versions.own_metrics(data.version.metrics):
         row = [
             f"{m.metric}@{m.k}",
             f"{m.value:.4f}",

@@ -82,9 +82,11 @@ def publish(
     engine: sa.Engine,
     claim: registry.Claim,
     write_outputs: Callable[[RunTables], dict[str, Any]],
+    then: Callable[[sa.Connection], None] | None = None,
 ) -> None:
     """Write every output with ``write_outputs`` (which returns the registry record: params,
-    statistics, ...) and publish them, in one transaction."""
+    statistics, ...) and publish them, in one transaction; ``then`` runs in it last, with the
+    version published (a promotion commits with the version it promotes)."""
     with engine.begin() as conn:
         registry.confirm_held(conn, claim)  # a run that lost its claim writes nothing
         tables = RunTables(conn, claim)
@@ -109,6 +111,8 @@ def publish(
                 )
             )
         registry.mark_published(conn, claim, record)
+        if then is not None:
+            then(conn)
         checkpoint("publish:commit")
     checkpoint("publish:after")
 

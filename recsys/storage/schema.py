@@ -140,6 +140,8 @@ user_embeddings = sa.Table(
     _version_column(),
     sa.Column("user_id", sa.BigInteger, primary_key=True),
     sa.Column("embedding", pg.ARRAY(sa.REAL), nullable=False),
+    # The layer-0 (trainable) row a later run can warm-start from; NULL before migration 0004.
+    sa.Column("layer0", pg.ARRAY(sa.REAL)),
     postgresql_partition_by="LIST (version)",
 )
 
@@ -149,6 +151,8 @@ item_embeddings = sa.Table(
     _version_column(),
     sa.Column("movie_id", sa.BigInteger, primary_key=True),
     sa.Column("embedding", pg.ARRAY(sa.REAL), nullable=False),
+    # The layer-0 (trainable) row a later run can warm-start from; NULL before migration 0004.
+    sa.Column("layer0", pg.ARRAY(sa.REAL)),
     postgresql_partition_by="LIST (version)",
 )
 
@@ -211,6 +215,8 @@ version_aliases = sa.Table(
     # No foreign key: history outlives pruned versions. The current row has valid_to NULL.
     sa.Column("version", sa.Text, nullable=False),
     sa.Column("valid_to", sa.DateTime(timezone=True)),
+    # Why the alias moved, when a run's --if-better gate moved it: the figures it compared.
+    sa.Column("note", sa.Text),
     sa.Index(
         "version_aliases_current",
         "alias",

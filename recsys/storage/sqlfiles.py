@@ -40,15 +40,18 @@ def use_schema(conn: sa.Connection) -> None:
 
 
 def create_views(conn: sa.Connection, views: Sequence[str]) -> None:
-    """Create (or replace) views from ``sql/views/<name>.sql`` in the configured schema.
+    """Create (or replace) views from ``sql/views/<name>.sql`` in the configured schema."""
+    execute_in_schema(conn, [read(f"views/{view}.sql") for view in views])
 
-    Names in a view are bound to objects when it is created, so the view keeps reading this
-    schema whatever ``search_path`` its readers have.
-    """
+
+def execute_in_schema(conn: sa.Connection, statements: Sequence[str]) -> None:
+    """Run ``statements`` (view definitions) with unqualified names resolving to the configured
+    schema. Names in a view are bound to objects when it is created, so the view keeps reading
+    this schema whatever ``search_path`` its readers have."""
     previous = conn.execute(sa.select(sa.func.current_setting("search_path"))).scalar_one()
     use_schema(conn)
-    for view in views:
-        conn.exec_driver_sql(read(f"views/{view}.sql"))
+    for statement in statements:
+        conn.exec_driver_sql(statement)
     conn.execute(sa.select(sa.func.set_config("search_path", previous, True)))
 
 

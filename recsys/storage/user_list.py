@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from recsys.errors import RecsysError
-from recsys.storage import views
-from recsys.storage.aliases import DEFAULT_ALIAS
+from recsys.storage import aliases, views
 from recsys.storage.versions import require_published
 
 
@@ -42,7 +41,7 @@ def for_user(
         raise ValueError("pass a version or an alias, not both")
     resolved_by = None
     if version is None:
-        alias = alias or DEFAULT_ALIAS
+        alias = alias or aliases.DEFAULT_ALIAS
         version, resolved_by = _resolve(conn, alias)
     else:
         require_published(conn, version)
@@ -61,12 +60,9 @@ def for_user(
 
 
 def _resolve(conn: sa.Connection, alias: str) -> tuple[str, str]:
-    view = views.current_aliases
-    row = conn.execute(
-        sa.select(view.c.version, view.c.resolved_by).where(view.c.alias == alias)
-    ).first()
-    if row is None:
-        if alias == DEFAULT_ALIAS:
+    found = aliases.resolve(conn, alias)
+    if found is None or found.alias is None:
+        if alias == aliases.DEFAULT_ALIAS:
             raise RecsysError("no version is published yet")
         raise RecsysError(f"alias {alias!r} is not set; see `recsys-job promote`")
-    return row.version, row.resolved_by
+    return found.version, found.resolved_by

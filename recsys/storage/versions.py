@@ -18,6 +18,8 @@ from recsys.storage.status import VersionStatus
 
 #: The figures ``versions`` shows per version, at the version's smallest evaluation cut-off.
 HEADLINE_METRICS = ("ndcg", "precision", "recall", "map")
+#: The version's own model in ``evaluation_results``; "champion" rows score an earlier version.
+MODEL = "lightgcn"
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,9 @@ def compare(conn: sa.Connection, version_a: str, version_b: str, k: int = 10) ->
     """Metric deltas (b - a), recommendation overlap at ``k``, and the settings that differ."""
     for name in (version_a, version_b):
         require_published(conn, name)
-    metrics = _metrics(conn, [version_a, version_b])
+    metrics = {
+        name: own_metrics(found) for name, found in _metrics(conn, [version_a, version_b]).items()
+    }
     model_b = {(m.model, m.metric, m.k): m.value for m in metrics.get(version_b, [])}
     deltas = [
         MetricDelta(
@@ -299,8 +303,14 @@ def _metrics(conn: sa.Connection, names: list[str]) -> dict[str, list[Metric]]:
     return grouped
 
 
+def own_metrics(metrics: list[Metric]) -> list[Metric]:
+    """The version's own model's figures, without a champion's scored in the same run."""
+    return [m for m in metrics if m.model == MODEL]
+
+
 def headline(metrics: list[Metric]) -> list[Metric]:
-    """The :data:`HEADLINE_METRICS` at the smallest cut-off."""
+    """The :data:`HEADLINE_METRICS` of the version's own model at the smallest cut-off."""
+    metrics = own_metrics(metrics)
     if not metrics:
         return []
     k = min(m.k for m in metrics)

@@ -10,7 +10,6 @@ its training items left out (ties go to the lower movie id, as documented in ``s
 and the metric formulas of the README.
 """
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from sqlalchemy.engine import URL
 
 from recsys.pipeline import run
 from recsys.storage import schema
+from tests.integration._ranking import embeddings, figures, ranking
 from tests.integration._run_data import fast_config, populated_schema, quiet
 
 VERSION = "recomputed"
@@ -31,8 +31,6 @@ TEST_SHARE = 0.2
 #: A movie rated only after the cut-off, by the first users with a training rating: a test item
 #: the model never trained (the synthetic catalogue has none of its own at this cut-off).
 LATE_MOVIE, LATE_RATERS = 99_999, 5
-
-Ranking = list[int]
 
 
 @pytest.fixture(scope="module")
@@ -75,37 +73,6 @@ def _add_late_movie(engine: sa.Engine, cutoff: datetime, rated_at: datetime) -> 
         )
 
 
-def _embeddings(conn: sa.Connection, table: sa.Table, key: str) -> dict[int, np.ndarray]:
-    rows = conn.execute(
-        sa.select(table.c[key], table.c.embedding).where(table.c.version == VERSION)
-    )
-    return {row[0]: np.array(row[1], dtype=np.float64) for row in rows}
-
-
-def _ranking(scores: dict[int, float], excluded: set[int]) -> Ranking:
-    """Items by descending score, ties by movie id, without ``excluded``."""
-    return sorted((m for m in scores if m not in excluded), key=lambda m: (-scores[m], m))
-
-
-def _figures(ranking: Ranking, relevant: set[int], k: int) -> dict[str, float]:
-    """One user's metrics@k (README, "What a run does", step 4)."""
-    hits = [movie in relevant for movie in ranking[:k]]
-    found = sum(hits)
-    dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(hits, 1) if hit)
-    ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(len(relevant), k) + 1))
-    precision_sum = sum(sum(hits[:rank]) / rank for rank, hit in enumerate(hits, 1) if hit)
-    first = next((rank for rank, hit in enumerate(hits, 1) if hit), None)
-    return {
-        "precision": found / k,
-        "recall": found / len(relevant),
-        "ndcg": dcg / ideal,
-        "map": precision_sum / min(len(relevant), k),
-        "map_full": precision_sum / len(relevant),
-        "hit_rate": float(found > 0),
-        "mrr": 1 / first if first else 0.0,
-    }
-
-
 def _recomputed(conn: sa.Connection, cutoff: datetime) -> tuple[dict, int, Counter]:
     """{(model, metric, k): mean over evaluated users}, how many users were evaluated, and how
     many test interactions were left out because their user or their item was not trained."""
@@ -116,8 +83,8 @@ def _recomputed(conn: sa.Connection, cutoff: datetime) -> tuple[dict, int, Count
     ):
         (test if rated_at >= cutoff else train)[user].add(movie)
     popularity = Counter(movie for movies in train.values() for movie in movies)
-    users = _embeddings(conn, schema.user_embeddings, "user_id")
-    items = _embeddings(conn, schema.item_embeddings, "movie_id")
+    users = embeddings(conn, schema.user_embeddings, VERSION)
+    items = embeddings(conn, schema.item_embeddings, VERSION)
     # Only trained users and items were embedded and published.
     assert set(users) == set(train) and set(items) == set(popularity)
 
@@ -133,12 +100,12 @@ def _recomputed(conn: sa.Connection, cutoff: datetime) -> tuple[dict, int, Count
             continue
         scores = {movie: float(users[user] @ vector) for movie, vector in items.items()}
         rankings = {
-            "lightgcn": _ranking(scores, train[user]),
-            "popularity": _ranking(dict(popularity), train[user]),
+            "lightgcn": ranking(scores, train[user]),
+            "popularity": ranking(dict(popularity), train[user]),
         }
-        for model, ranking in rankings.items():
+        for model, ranked in rankings.items():
             for k in KS:
-                for metric, value in _figures(ranking, relevant, k).items():
+                for metric, value in figures(ranked, relevant, k).items():
                     per_user[model, metric, k].append(value)
     (n_users,) = {len(values) for values in per_user.values()}
     return {key: float(np.mean(values)) for key, values in per_user.items()}, n_users, left_out
