@@ -33,9 +33,9 @@ _TRAIN_FIELDS = {
     **{name: name for name in ("dim", "steps_per_epoch", "batch_size", "learning_rate", "l2")},
     **{name: name for name in ("val_ratio", "patience", "seed")},
 }
-_RUN_FIELDS = {name: name for name in ("split", "test_ratio", "cutoff", "top_k", "min_rating")} | {
-    "eval_k": "eval_ks"
-}
+_RUN_FIELDS = {
+    name: name for name in ("split", "test_ratio", "cutoff", "top_k", "similar_k", "min_rating")
+} | {"eval_k": "eval_ks"}
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> Path | None:
@@ -182,6 +182,12 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
 )
 @click.option(
     "--top-k", default=_RUN.top_k, show_default=True, help="Recommendations written per user."
+)
+@click.option(
+    "--similar-k",
+    default=_RUN.similar_k,
+    show_default=True,
+    help="Similar items written per item (cosine of the final embeddings).",
 )
 @click.option(
     "--eval-k",

@@ -142,6 +142,8 @@ def _train_and_publish(
             user_ids, item_ids = snapshot.user_ids[learnt], recommender.item_ids
             outputs.write_embeddings(tables, schema.user_embeddings, user_ids, user_emb[learnt])
             outputs.write_embeddings(tables, schema.item_embeddings, item_ids, recommender.item_emb)
+        with timer("similar"):
+            outputs.write_similar_items(tables, item_ids, recommender.item_emb, config.similar_k)
         with timer("score"):
             short = outputs.write_recommendations(tables, recommender)
         stats.update(_short_lists(short, config.top_k, report))

@@ -13,8 +13,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from recsys.errors import InvalidInput
-from recsys.storage import schema
+from recsys.errors import InvalidInput, RecsysError
+from recsys.storage import schema, views
 from recsys.storage.bulk import schema_of
 from recsys.storage.versions import require_published
 
@@ -53,3 +53,36 @@ def promote(engine: sa.Engine, version: str, alias: str = DEFAULT_ALIAS) -> Prom
         conn.execute(sa.update(aliases).where(current).values(valid_to=at))
         conn.execute(sa.insert(aliases).values(alias=alias, valid_from=at, version=version))
     return Promotion(alias, version, previous, at, changed=True)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The published version a reader asked for, and how: ``alias`` is the alias asked for
+    (None when a version was named) and ``resolved_by`` how it resolved (see current_aliases)."""
+
+    version: str
+    alias: str | None
+    resolved_by: str | None
+
+
+def resolve(
+    conn: sa.Connection, *, version: str | None = None, alias: str | None = None
+) -> Resolved:
+    """A named published version, or the version ``alias`` (default ``production``) resolves to,
+    read from the ``current_aliases`` view so it resolves exactly as in SQL (``production`` falls
+    back to the latest published version while it is not set)."""
+    if version is not None and alias is not None:
+        raise ValueError("pass a version or an alias, not both")
+    if version is not None:
+        require_published(conn, version)
+        return Resolved(version, None, None)
+    alias = alias or DEFAULT_ALIAS
+    view = views.current_aliases
+    row = conn.execute(
+        sa.select(view.c.version, view.c.resolved_by).where(view.c.alias == alias)
+    ).first()
+    if row is None:
+        if alias == DEFAULT_ALIAS:
+            raise RecsysError("no version is published yet")
+        raise RecsysError(f"alias {alias!r} is not set; see `recsys-job promote`")
+    return Resolved(row.version, alias, row.resolved_by)

@@ -181,7 +181,7 @@ def _lock_outputs(conn: sa.Connection) -> None:
 
     A query reading two output tables holds its lock on one while it waits for the other.
     Locking one parent after another, waiting each time, deadlocks with such a reader, and
-    PostgreSQL resolves that by cancelling the reader's query. So all five are asked for at once
+    PostgreSQL resolves that by cancelling the reader's query. So all of them are asked for at once
     (in :data:`LOCK_ORDER`), each attempt waiting at most :data:`LOCK_SLICE_MS`; a failed attempt
     gives back what it got (savepoint) and is retried, until the session's ``lock_timeout`` is
     spent.
