@@ -17,6 +17,7 @@ from recsys.model.settings import TrainConfig
 from recsys.run_config import SPLITS, RunConfig
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.progress import epoch_bars
+from recsys_jobs.prune import prune_after_publish
 
 if TYPE_CHECKING:
     from recsys.pipeline import RunResult
@@ -239,6 +240,12 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
 )
 @click.option("--replace", is_flag=True, help="Replace an already published version atomically.")
 @click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    help="After publishing, prune as `recsys-job prune --keep N` does (never this version or an "
+    "aliased one); a failed prune leaves the version published and exits 0 with a warning.",
+)
+@click.option(
     "--memory-limit",
     type=_Size(),
     help="Refuse to train when the run's memory estimate exceeds this (e.g. 8G).  "
@@ -250,12 +257,15 @@ def run(
     model_version: str,
     replace: bool,
     memory_limit: int | None,
+    keep: int | None,
     **options: object,
 ) -> None:
     """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION."""
     config = _run_config(options)
     _refuse_ignored_options(click.get_current_context(), config)
     run_version(job.engine(), model_version, config, replace=replace, memory_limit=memory_limit)
+    if keep is not None:
+        prune_after_publish(job, model_version, keep)
 
 
 def run_version(
