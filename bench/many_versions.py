@@ -13,10 +13,13 @@ prints, as the number of versions grows:
   and the longest ``production_recommendations`` read a reader made while the last stretch of
   publishes ran beside it;
 
-and once all are published: ``production_similar_items`` for one movie, the library's
-``list_versions`` and ``recsys-job versions`` as a process (with a process that only starts and
-prints its version beside it, to tell start-up from work). The load average is printed beside
-the figures: other work on the machine adds to every one of them.
+and once all are published: ``production_similar_items`` for one movie; one user's list of a
+version named as a constant (which the planner prunes to that version's partition, where the
+alias views must plan every partition: the difference is the planning time); the library's
+``list_versions`` on a new connection and ``recsys-job versions`` as a process (with a process
+that only starts and prints its version beside it, to tell start-up from work); and
+``prune --keep 1`` of all but one. The load average is printed beside the figures: other work on
+the machine adds to every one of them.
 
     python bench/many_versions.py [--database-url URL] [--versions 400] [--users 500]
         [--items 200] [--queries 200]
@@ -43,6 +46,7 @@ from recsys.ingest import synthetic
 from recsys.ingest.load import load
 from recsys.model.train import EpochStats
 from recsys.storage import migrate, registry, schema
+from recsys.storage import prune as pruning
 from recsys.storage import publish as publishing
 from recsys.storage.bulk import schema_of
 from recsys.storage.publish import RunTables
@@ -109,7 +113,9 @@ def _bench(scratch: Scratch, engine: sa.Engine, args: argparse.Namespace, checkp
             f" longest {max(reader.reads):.1f} ms"
         )
     _movie_queries(engine, args.items, args.queries, rng)
-    _versions(scratch, engine, args.versions)
+    _literal_version(engine, f"night-{args.versions:04d}", args.users, args.queries, rng)
+    _versions(scratch, args.versions)
+    _prune(engine)
     print(f"load average at end: {_load()}")
 
 
@@ -225,17 +231,53 @@ def _movie_queries(engine: sa.Engine, n_items: int, queries: int, rng: np.random
     )
 
 
-def _versions(scratch: Scratch, engine: sa.Engine, count: int) -> None:
-    calls = []
+def _literal_version(
+    engine: sa.Engine, version: str, n_users: int, queries: int, rng: np.random.Generator
+) -> None:
+    """The same list read with the version as a constant, which the planner prunes to one
+    partition: what ``recsys-job recommend`` does after resolving the alias."""
+    query = sa.text(
+        "SELECT rank, movie_id, title, score FROM published_recommendations"
+        " WHERE version = :version AND user_id = :user ORDER BY rank"
+    )
+    users = rng.integers(1, n_users + 1, queries)
+    ms, rows = _timed(engine, query, [{"version": version, "user": int(u)} for u in users])
+    plan = _explain(engine, query, {"version": version, "user": int(users[0])})
+    print(
+        f"published_recommendations for one user of a named version ({rows} rows): median"
+        f" {statistics.median(ms):.1f} ms, p95 {_p95(ms):.1f} ms ({plan})"
+    )
+
+
+def _prune(engine: sa.Engine) -> None:
+    """``prune --keep 1``: every version but the newest, one transaction each (also what lets
+    the scratch schema go: dropping thousands of tables at once overflows the lock table)."""
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        planned = pruning.plan(conn, 1)
+    removed = pruning.execute(engine, planned).removed
+    seconds = time.perf_counter() - started
+    print(f"prune --keep 1: removed {len(removed)} versions in {seconds:.1f} s")
+
+
+def _versions(scratch: Scratch, count: int) -> None:
+    """``list_versions`` on a new connection each time (a new server process, whose catalog
+    caches start cold, as the command's does), then on the same one; and the command."""
+    cold, warm = [], []
     for _ in range(5):
-        started = time.perf_counter()
-        with engine.connect() as conn:
-            listed = list_versions(conn)
-        calls.append(time.perf_counter() - started)
+        fresh = scratch.engine()
+        try:
+            with fresh.connect() as conn:
+                for calls in (cold, warm):
+                    started = time.perf_counter()
+                    listed = list_versions(conn)
+                    calls.append(time.perf_counter() - started)
+        finally:
+            fresh.dispose()
     assert len(listed) == count, len(listed)
     print(
-        f"list_versions (library, {count} versions): median {statistics.median(calls):.2f} s,"
-        f" longest {max(calls):.2f} s of 5 calls"
+        f"list_versions (library, {count} versions): median {statistics.median(cold):.2f} s on a"
+        f" new connection, {statistics.median(warm):.2f} s again on it (5 connections)"
     )
     for args in (["versions"], ["versions", "--json"], ["--version"]):
         child = scratch.job(args, quiet=True)
