@@ -130,6 +130,7 @@ def test_production_similar_items_follow_the_alias_with_titles(db: tuple[sa.Engi
     assert all(r.similar_title == titles[r.similar_movie_id] for r in served)
 
     aliases.promote(engine, V1)
+    aliases.promote(engine, V2, "staging")  # another alias, which the view must not show
     with engine.connect() as conn:
         assert {r.version for r in _view(conn, query)} == {V1}
 
