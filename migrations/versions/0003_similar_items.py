@@ -6,7 +6,9 @@ Create Date: 2026-12-03
 
 ``similar_items`` is LIST-partitioned by version like the other outputs, so a run attaches it with
 them. Versions published before this migration simply have no rows in it. The views are created
-from ``sql/views/`` as in 0002.
+from ``sql/views/`` as in 0002; the production views (``production_recommendations`` re-created)
+name the version ``production`` points to as a constant, which promote keeps up to date, so that
+PostgreSQL plans one partition however many versions are kept.
 """
 
 from collections.abc import Sequence
@@ -14,15 +16,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from recsys.storage import sqlfiles
+from recsys.storage import aliases, sqlfiles
 
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-#: In creation order: the production view reads the published one.
-VIEWS = ("published_similar_items", "production_similar_items")
 
 
 def upgrade() -> None:
@@ -39,9 +38,11 @@ def upgrade() -> None:
         schema="recsys",
         postgresql_partition_by="LIST (version)",
     )
-    sqlfiles.create_views(op.get_bind(), VIEWS)
+    sqlfiles.create_views(op.get_bind(), ["published_similar_items"])
+    aliases.pin_production(op.get_bind())
 
 
 def downgrade() -> None:
-    sqlfiles.drop_views(op.get_bind(), VIEWS[::-1])
+    sqlfiles.drop_views(op.get_bind(), ["production_similar_items", "published_similar_items"])
+    sqlfiles.create_views(op.get_bind(), ["production_recommendations"])  # unpinned
     op.drop_table("similar_items", schema="recsys")

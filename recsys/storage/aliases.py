@@ -14,11 +14,13 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from recsys.errors import InvalidInput, RecsysError
-from recsys.storage import schema, views
+from recsys.storage import schema, sqlfiles, views
 from recsys.storage.bulk import schema_of
 from recsys.storage.versions import require_published
 
 DEFAULT_ALIAS = "production"
+#: The views of what is served now: they name the version ``production`` points to as a constant.
+PRODUCTION_VIEWS = ("production_recommendations", "production_similar_items")
 _NAME = re.compile(schema.VERSION_NAME_PATTERN)
 
 
@@ -52,7 +54,29 @@ def promote(engine: sa.Engine, version: str, alias: str = DEFAULT_ALIAS) -> Prom
         at = conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
         conn.execute(sa.update(aliases).where(current).values(valid_to=at))
         conn.execute(sa.insert(aliases).values(alias=alias, valid_from=at, version=version))
+        if alias == DEFAULT_ALIAS:
+            pin_production(conn)
     return Promotion(alias, version, previous, at, changed=True)
+
+
+def pin_production(conn: sa.Connection) -> None:
+    """Re-create the :data:`PRODUCTION_VIEWS` naming the version ``production`` points to (NULL
+    while it is not set), in this transaction.
+
+    With the version as a constant PostgreSQL plans its partition alone, where a version found
+    in the registry while the query runs makes it plan every version's partition (at 400 versions
+    that planning took longer than the query; bench/many_versions.py). :func:`promote` calls this
+    when ``production`` moves; after editing ``version_aliases`` by hand, call it too, or the
+    views show nothing (never another version: they also check ``current_aliases``). Replacing a
+    view waits for transactions that read it to end.
+    """
+    aliases = schema.version_aliases
+    version = conn.execute(
+        sa.select(aliases.c.version).where(
+            aliases.c.alias == DEFAULT_ALIAS, aliases.c.valid_to.is_(None)
+        )
+    ).scalar()
+    sqlfiles.create_views(conn, PRODUCTION_VIEWS, {"pinned_version": version})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ what analysts read is what the product runs. Files use unqualified table names (
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 
 import sqlalchemy as sa
@@ -39,16 +39,24 @@ def use_schema(conn: sa.Connection) -> None:
     conn.execute(sa.select(sa.func.set_config("search_path", schema_of(conn), True)))
 
 
-def create_views(conn: sa.Connection, views: Sequence[str]) -> None:
+def create_views(
+    conn: sa.Connection, views: Sequence[str], variables: Mapping[str, str | None] | None = None
+) -> None:
     """Create (or replace) views from ``sql/views/<name>.sql`` in the configured schema.
 
     Names in a view are bound to objects when it is created, so the view keeps reading this
-    schema whatever ``search_path`` its readers have.
+    schema whatever ``search_path`` its readers have. A ``:'name'`` in a view file becomes the
+    literal ``variables[name]`` (NULL when not given).
     """
+    variables = variables or {}
+    raw = driver_connection(conn)
     previous = conn.execute(sa.select(sa.func.current_setting("search_path"))).scalar_one()
     use_schema(conn)
     for view in views:
-        conn.exec_driver_sql(read(f"views/{view}.sql"))
+        text = _QUOTED_VARIABLE.sub(
+            lambda m: sql.Literal(variables.get(m[1])).as_string(raw), read(f"views/{view}.sql")
+        )
+        conn.exec_driver_sql(text)
     conn.execute(sa.select(sa.func.set_config("search_path", previous, True)))
 
 

@@ -33,6 +33,7 @@ def db(published: tuple[sa.Engine, str]) -> Iterator[tuple[sa.Engine, str]]:
     yield published
     with published[0].begin() as conn:
         conn.execute(sa.delete(schema.version_aliases))
+        aliases.pin_production(conn)  # views follow a hand edit once re-pinned
 
 
 def _lists(conn: sa.Connection, version: str) -> dict[int, list[tuple[int, float]]]:
