@@ -6,12 +6,14 @@ embeddings instead of training: training time is not what grows with the version
 prints, as the number of versions grows:
 
 - ``production_recommendations`` for one user (a different user each time, one connection, as an
-  analyst in psql would query it): median and 95th percentile over ``--queries`` queries, and the
-  planning and execution time PostgreSQL reports for one of them;
+  analyst in psql would query it), with ``production`` not set (the latest published version,
+  found while the query runs) and promoted to the newest version (named in the view as a
+  constant): median and 95th percentile over ``--queries`` queries, and the planning and
+  execution time PostgreSQL reports for one of them;
 - how long each publish holds the exclusive lock on the output tables (from the moment
   ``_lock_outputs`` has them all to the commit), median and longest per stretch of publishes;
-  and the longest ``production_recommendations`` read a reader made while the last stretch of
-  publishes ran beside it;
+  and the longest ``production_recommendations`` read (production promoted) a reader made while
+  the last stretch of publishes ran beside it;
 
 and once all are published: ``production_similar_items`` for one movie; one user's list of a
 version named as a constant (which the planner prunes to that version's partition, where the
@@ -45,7 +47,7 @@ from recsys.evaluation.metrics import METRICS
 from recsys.ingest import synthetic
 from recsys.ingest.load import load
 from recsys.model.train import EpochStats
-from recsys.storage import migrate, registry, schema
+from recsys.storage import aliases, migrate, registry, schema
 from recsys.storage import prune as pruning
 from recsys.storage import publish as publishing
 from recsys.storage.bulk import schema_of
@@ -103,7 +105,10 @@ def _bench(scratch: Scratch, engine: sa.Engine, args: argparse.Namespace, checkp
                 f" {statistics.median(stretch):.1f} ms, longest {max(stretch):.1f} ms"
             )
         if number in checkpoints:
-            _user_queries(engine, number, args.users, args.queries, rng)
+            _unset_production(engine)
+            _user_queries(engine, f"{number} versions, production not set", args, rng)
+            aliases.promote(engine, f"night-{number:04d}")
+            _user_queries(engine, f"{number} versions, production promoted", args, rng)
     if reader is not None:
         reader.stop.set()
         reader.join()
@@ -209,16 +214,23 @@ class Reader(threading.Thread):
                 user = user % self.n_users + 1
 
 
+def _unset_production(engine: sa.Engine) -> None:
+    """No alias: production is the latest published version, found while each query runs."""
+    with engine.begin() as conn:
+        conn.execute(sa.delete(schema.version_aliases))
+        aliases.pin_production(conn)
+
+
 def _user_queries(
-    engine: sa.Engine, versions: int, n_users: int, queries: int, rng: np.random.Generator
+    engine: sa.Engine, label: str, args: argparse.Namespace, rng: np.random.Generator
 ) -> None:
-    users = rng.integers(1, n_users + 1, queries)
+    users = rng.integers(1, args.users + 1, args.queries)
     ms, rows = _timed(engine, USER_QUERY, [{"user": int(u)} for u in users])
     plan = _explain(engine, USER_QUERY, {"user": int(users[0])})
     print(
-        f"{versions} versions: production_recommendations for one user ({rows} rows):"
-        f" median {statistics.median(ms):.1f} ms, p95 {_p95(ms):.1f} ms over {queries}"
-        f" queries ({plan}); load average {_load()}"
+        f"{label}: production_recommendations for one user ({rows} rows): median"
+        f" {statistics.median(ms):.1f} ms, p95 {_p95(ms):.1f} ms over {args.queries} queries"
+        f" ({plan}); load average {_load()}"
     )
 
 
