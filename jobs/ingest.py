@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from recsys.ingest.csvfile import parse_csv
-from recsys.ingest.load import load
+from recsys.ingest.csvfile import stream_csv
+from recsys.ingest.load import IngestReport, load
 from recsys.ingest.movielens import input_size, parse_movielens
 from recsys.ingest.records import ParsedData
 from recsys_jobs.context import JobContext, pass_job
@@ -45,9 +45,10 @@ def csv(job: JobContext, ratings: Path, movies: Path | None, users: Path | None)
     engine = job.engine()
     started = time.perf_counter()
     size = sum(p.stat().st_size for p in (ratings, movies, users) if p)
-    with progress_bar(f"reading {ratings.name}", total=size, unit="B") as advance:
-        data = parse_csv(ratings, movies=movies, users=users, progress=advance)
-    store(engine, data, started)
+    # The ratings are read as they are loaded, a chunk at a time: one bar, by bytes read.
+    with progress_bar(f"loading {ratings.name}", total=size, unit="B") as advance:
+        report = load(engine, stream_csv(ratings, movies=movies, users=users, progress=advance))
+    _summarise(report, started)
 
 
 def store(engine: sa.Engine, data: ParsedData, started: float) -> None:
@@ -55,5 +56,10 @@ def store(engine: sa.Engine, data: ParsedData, started: float) -> None:
     total = len(data.ratings) + len(data.movies) + len(data.users)
     with progress_bar("loading", total=total) as advance:
         report = load(engine, data, progress=advance)
-    click.echo(f"ingested {data.layout}: {report.summary()}")
+    _summarise(report, started)
+
+
+def _summarise(report: IngestReport, started: float) -> None:
+    click.echo(f"ingested {report.layout}: {report.summary()}")
+    total = sum(c.rows for c in report.counts)
     click.echo(f"{total:,} rows read and merged in {time.perf_counter() - started:.1f} s")

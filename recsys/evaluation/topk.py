@@ -5,7 +5,8 @@ Public API:
         -> Iterator[(users, items int64 [n, k], scores float32 [n, k])]   score = user·item
     top_k_embeddings(...same...) -> (items, scores) for all of ``users`` at once
     shared_top_k_chunks(item_scores, n_users, k, *, exclude=None, users=None, chunk_size=None)
-    top_k_shared(...same...) -> (items, scores)     one score vector for every user (popularity)
+    top_k_shared(...same...) -> (items, scores)     one score vector for every user (popularity),
+                                                    ranked without a score block
 
 ``users`` selects which user rows to score (default: all, in order); row j of the result
 belongs to ``users[j]``. ``exclude`` is a CSR matrix [n_users, n_items] whose stored entries
@@ -66,17 +67,40 @@ def shared_top_k_chunks(
     users: np.ndarray | None = None,
     chunk_size: int | None = None,
 ) -> Iterator[Chunk]:
-    """Top-k items from one score vector shared by all users (the popularity baseline)."""
-    row = tf.constant(np.asarray(item_scores, dtype=np.float32)[None, :])
+    """Top-k items from one score vector shared by all users (the popularity baseline).
+
+    No score block is needed: every user's list is the global ranking with their excluded items
+    skipped. With a user's excluded ranks sorted as r_0 < r_1 < ..., the j-th free rank is
+    j + #{i : r_i - i ≤ j}, one ``searchsorted`` per chunk (as the BPR sampler draws negatives).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    scores = np.asarray(item_scores, dtype=np.float32)
+    n_items = len(scores)
+    ranking = np.lexsort((np.arange(n_items), -scores))  # best first, ties to the lowest index
+    rank_of = np.empty(n_items, np.int64)
+    rank_of[ranking] = np.arange(n_items)
     users = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
-    return _chunks(
-        lambda chunk: tf.tile(row, [len(chunk), 1]),
-        users,
-        int(row.shape[1]),
-        k,
-        exclude,
-        chunk_size,
-    )
+    exclude = sp.csr_matrix((n_users, n_items), dtype=bool) if exclude is None else exclude
+    size = chunk_size or 65536
+    for start in range(0, len(users), size):
+        chunk = users[start : start + size]
+        rows = sp.csr_matrix(exclude[chunk])
+        rows.sum_duplicates()
+        owner = np.repeat(np.arange(len(chunk)), np.diff(rows.indptr))
+        ranks = rank_of[rows.indices]
+        order = np.lexsort((ranks, owner))
+        owner, ranks = owner[order], ranks[order]
+        stride = n_items + k + 1
+        gap_keys = owner * stride + (ranks - (np.arange(len(ranks)) - rows.indptr[owner]))
+        j = np.arange(k)
+        queries = np.arange(len(chunk))[:, None] * stride + j
+        skipped = np.searchsorted(gap_keys, queries, side="right") - rows.indptr[:-1, None]
+        position = j + skipped
+        present = position < n_items
+        items = np.where(present, ranking[np.minimum(position, n_items - 1)], -1)
+        values = np.where(present, scores[np.maximum(items, 0)], np.nan).astype(np.float32)
+        yield chunk, items.astype(np.int64), values
 
 
 def top_k_embeddings(user_emb: np.ndarray, item_emb: np.ndarray, k: int, **options) -> TopK:

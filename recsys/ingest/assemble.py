@@ -1,6 +1,6 @@
 """Build ParsedData from typed rows: collapse repeats, fill in missing files, check references."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -8,6 +8,7 @@ from recsys.ingest import validate
 from recsys.ingest.records import (
     DERIVED,
     ParsedData,
+    StreamedData,
     derived_movies,
     derived_users,
     ratings_frame,
@@ -42,35 +43,70 @@ def assemble(
 ) -> ParsedData:
     """Check and combine the frames; ``sources`` names the file of each frame given."""
     ratings = validate.distinct(
-        ratings, ["user_id", "movie_id"], "rating of this user for this movie", sources["ratings"]
+        ratings, ["user_id", "movie_id"], validate.RATING_KEY, sources["ratings"]
     )
-    if movies is None:
-        movies = derived_movies(ratings)
-    else:
+    movies, users = _distinct(movies, users, sources)
+    _check_known(ratings, movies, users, sources)
+    return ParsedData(
+        layout,
+        ratings,
+        derived_movies(ratings) if movies is None else movies,
+        derived_users(ratings) if users is None else users,
+        _named(sources),
+    )
+
+
+def streamed(
+    layout: str,
+    ratings: Iterable[pd.DataFrame],
+    sources: dict[str, str],
+    movies: pd.DataFrame | None = None,
+    users: pd.DataFrame | None = None,
+) -> StreamedData:
+    """:func:`assemble` for ratings that arrive in chunks: each chunk's ids are checked against
+    the movies and users given as it passes; repeats and placeholders are the loader's."""
+    movies, users = _distinct(movies, users, sources)
+
+    def checked() -> Iterator[pd.DataFrame]:
+        for chunk in ratings:
+            _check_known(chunk, movies, users, sources)
+            yield chunk
+
+    return StreamedData(layout, checked(), movies, users, _named(sources))
+
+
+def _distinct(
+    movies: pd.DataFrame | None, users: pd.DataFrame | None, sources: dict[str, str]
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The movies and users given, exact repeats collapsed; a repeat that differs is an error."""
+    if movies is not None:
         movies = validate.distinct(movies, ["movie_id"], "movie id", sources["movies"])
-        validate.known(
-            ratings,
-            "movie_id",
-            movies["movie_id"].to_numpy(),
-            "movie",
-            sources["ratings"],
-            sources["movies"],
-        )
-    if users is None:
-        users = derived_users(ratings)
-    else:
+    if users is not None:
         users = validate.distinct(users, ["user_id"], "user id", sources["users"])
-        validate.known(
-            ratings,
-            "user_id",
-            users["user_id"].to_numpy(),
-            "user",
-            sources["ratings"],
-            sources["users"],
-        )
-    sources = {
+    return movies, users
+
+
+def _check_known(
+    ratings: pd.DataFrame,
+    movies: pd.DataFrame | None,
+    users: pd.DataFrame | None,
+    sources: dict[str, str],
+) -> None:
+    """Every rating's movie and user must be in the movies and users files, where given."""
+    for frame, column, what, kind in (
+        (movies, "movie_id", "movie", "movies"),
+        (users, "user_id", "user", "users"),
+    ):
+        if frame is not None:
+            validate.known(
+                ratings, column, frame[column].to_numpy(), what, sources["ratings"], sources[kind]
+            )
+
+
+def _named(sources: dict[str, str]) -> dict[str, str]:
+    """Sources of all three tables; those not given were derived from the ratings."""
+    return {
         "ratings": sources["ratings"],
         "movies": sources.get("movies", DERIVED),
         "users": sources.get("users", DERIVED),
     }
-    return ParsedData(layout, ratings, movies, users, sources)

@@ -4,17 +4,19 @@ Columns are matched by header name. Unknown columns are rejected rather than ign
 misspelt ``rating`` header cannot silently turn into "no ratings".
 """
 
+from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 
 import pandas as pd
 
 from recsys.ingest import validate
-from recsys.ingest.assemble import assemble, rating_rows
+from recsys.ingest.assemble import assemble, rating_rows, streamed
 from recsys.ingest.errors import InputError
 from recsys.ingest.movie_fields import split_genres, title_years
-from recsys.ingest.records import ParsedData, movies_frame, users_frame
-from recsys.ingest.source import Progress, file_source
-from recsys.ingest.table import CSV_UTF8, Table, read_table
+from recsys.ingest.records import ParsedData, StreamedData, movies_frame, users_frame
+from recsys.ingest.source import Progress, Source, file_source
+from recsys.ingest.table import CSV_UTF8, Table, read_table, read_tables
 
 _ITEM_IDS = ("movie_id", "item_id")
 _MIN_YEAR, _MAX_YEAR = 1, 9999
@@ -29,19 +31,45 @@ def parse_csv(
 ) -> ParsedData:
     """Parse an interactions CSV (``user_id``, ``item_id`` or ``movie_id``, optional ``rating``
     and ``timestamp`` as unix seconds or ISO 8601) with optional movies and users CSVs."""
-    table = _read(ratings, (), progress)
-    item = _id_column(table)
-    validate.check_header(table, ("user_id", item), ("rating", "timestamp"))
-    header = table.header or ()
-    rows = rating_rows(
-        table,
-        "user_id",
-        item,
-        "rating" if "rating" in header else None,
-        "timestamp" if "timestamp" in header else None,
-        times=validate.timestamps,
-    )
-    sources = {"ratings": table.source}
+    chunks = list(_rating_chunks(ratings, progress))
+    rows = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+    movie_rows, user_rows, sources = _catalogue(movies, users, progress)
+    return assemble("csv", rows, {"ratings": str(ratings), **sources}, movie_rows, user_rows)
+
+
+def stream_csv(
+    ratings: Path,
+    movies: Path | None = None,
+    users: Path | None = None,
+    progress: Progress | None = None,
+) -> StreamedData:
+    """The files of :func:`parse_csv` for ``load``: movies and users are read now, the ratings
+    a chunk at a time as the loader takes them."""
+    movie_rows, user_rows, sources = _catalogue(movies, users, progress)
+    chunks = _rating_chunks(ratings, progress)
+    return streamed("csv", chunks, {"ratings": str(ratings), **sources}, movie_rows, user_rows)
+
+
+def _rating_chunks(path: Path, progress: Progress | None) -> Iterator[pd.DataFrame]:
+    """The ratings file as frames in the ratings schema, a chunk of lines each; the header and
+    the form of the timestamps are settled by the first chunk."""
+    tables = read_tables(_source(path), CSV_UTF8, progress=progress)
+    first = next(tables)
+    item = _id_column(first)
+    validate.check_header(first, ("user_id", item), ("rating", "timestamp"))
+    header = first.header or ()
+    rating = "rating" if "rating" in header else None
+    time = "timestamp" if "timestamp" in header else None
+    times = validate.timestamp_reader(first, time) if time else validate.unix_times
+    for table in chain([first], tables):
+        yield rating_rows(table, "user_id", item, rating, time, times)
+
+
+def _catalogue(
+    movies: Path | None, users: Path | None, progress: Progress | None
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict[str, str]]:
+    """The movies and users files given, parsed, and their paths by kind."""
+    sources = {}
     movie_rows = user_rows = None
     if movies is not None:
         movie_rows = _movies(_read(movies, ("title", "genres"), progress))
@@ -49,14 +77,18 @@ def parse_csv(
     if users is not None:
         user_rows = _users(_read(users, ("gender", "occupation", "zip_code"), progress))
         sources["users"] = str(users)
-    return assemble("csv", rows, sources, movie_rows, user_rows)
+    return movie_rows, user_rows, sources
 
 
-def _read(path: Path, text: tuple[str, ...], progress: Progress | None) -> Table:
+def _source(path: Path) -> Source:
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path)
-    return read_table(file_source(path), CSV_UTF8, text=text, progress=progress)
+    return file_source(path)
+
+
+def _read(path: Path, text: tuple[str, ...], progress: Progress | None) -> Table:
+    return read_table(_source(path), CSV_UTF8, text=text, progress=progress)
 
 
 def _id_column(table: Table) -> str:

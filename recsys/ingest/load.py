@@ -1,36 +1,32 @@
-"""Write parsed input into the ``movies``, ``users`` and ``ratings`` tables, all or nothing.
+"""Write input into the ``movies``, ``users`` and ``ratings`` tables, all or nothing.
 
-Each table is COPYed into a temporary staging table and merged with one upsert, all in a single
-transaction: an error anywhere rolls everything back, so a failed ingest leaves the database as it
-was. The upsert only touches rows whose values differ, which makes re-ingesting the same files a
-no-op that reports every row as unchanged. Rows the parser derived (``line == 0``: users seen only
-in ratings, placeholder movies) never overwrite what is already stored.
+Everything happens in one transaction: the ratings are COPYed into a staging table as they are
+read (a chunk at a time, so a file of any size takes one chunk's memory), movies and users are
+staged and upserted, and the ratings merged (:mod:`recsys.ingest.rating_merge`). An error anywhere,
+a bad line late in the file included, rolls everything back, so a failed ingest leaves the
+database as it was.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
-from psycopg import sql
-from sqlalchemy.dialects.postgresql import insert
 
-from recsys.ingest.records import ParsedData
+from recsys.ingest.rating_merge import LARGE_LOAD, merge_ratings
+from recsys.ingest.records import (
+    ParsedData,
+    StreamedData,
+    placeholder_movies,
+    placeholder_users,
+)
+from recsys.ingest.staging import stage_ratings
+from recsys.ingest.upsert import TableCounts, merge_frame
 from recsys.storage import schema
-from recsys.storage.bulk import array_literal, copy_frame
 
-
-@dataclass(frozen=True)
-class TableCounts:
-    table: str
-    inserted: int
-    updated: int
-    unchanged: int
-
-    @property
-    def rows(self) -> int:
-        return self.inserted + self.updated + self.unchanged
+#: Rows of a parsed ratings frame staged at a time.
+CHUNK_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -54,91 +50,40 @@ class IngestReport:
 
 def load(
     engine: sa.Engine,
-    data: ParsedData,
+    data: ParsedData | StreamedData,
     progress: Callable[[int], None] | None = None,
+    large_load: int = LARGE_LOAD,
 ) -> IngestReport:
     """Merge ``data`` into the input tables in one transaction.
 
-    ``progress`` is called with the number of rows staged so far, for a progress bar.
+    ``progress`` is called with the number of rows staged since the last call, for a progress
+    bar. Loads of ``large_load`` ratings or more may take a way that drops and rebuilds the
+    constraints of ``ratings`` (see :mod:`recsys.ingest.rating_merge`).
     """
     started = time.perf_counter()
-    frames = (
-        (schema.movies, _movie_rows(data.movies)),
-        (schema.users, data.users),
-        (schema.ratings, data.ratings),
-    )
+    stream = data if isinstance(data, StreamedData) else _streamed(data)
+    ids_wanted = stream.movies is None or stream.users is None
     with engine.begin() as conn:
-        counts = tuple(_merge(conn, table, frame, progress) for table, frame in frames)
-    return IngestReport(data.layout, counts, time.perf_counter() - started)
-
-
-def _movie_rows(movies: pd.DataFrame) -> pd.DataFrame:
-    return movies.assign(genres=movies["genres"].map(array_literal))
-
-
-def _merge(
-    conn: sa.Connection,
-    target: sa.Table,
-    frame: pd.DataFrame,
-    progress: Callable[[int], None] | None,
-) -> TableCounts:
-    stage = _staging_table(conn, target)
-    columns = [c.name for c in target.columns]
-    copy_frame(conn, sql.Identifier(stage.name), frame[[*columns, "line"]], progress)
-
-    keys = [c.name for c in target.primary_key.columns]
-    values = [c for c in columns if c not in keys]
-    explicit = _upsert(target, stage, columns, stage.c.line > 0, keys, values)
-    derived = _upsert(target, stage, columns, stage.c.line == 0, keys, None)
-    inserted = updated = 0
-    for statement in (explicit, derived):
-        new, changed = conn.execute(statement).one()
-        inserted += new
-        updated += changed
-    return TableCounts(target.name, inserted, updated, len(frame) - inserted - updated)
-
-
-def _staging_table(conn: sa.Connection, target: sa.Table) -> sa.Table:
-    """A temporary copy of ``target``'s columns plus the source line, dropped at commit."""
-    stage = sa.Table(
-        f"stage_{target.name}",
-        sa.MetaData(),
-        *(sa.Column(c.name, c.type) for c in target.columns),
-        sa.Column("line", sa.BigInteger, nullable=False),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
-    )
-    stage.create(conn)
-    return stage
-
-
-def _upsert(
-    target: sa.Table,
-    stage: sa.Table,
-    columns: list[str],
-    rows: sa.ColumnElement[bool],
-    keys: list[str],
-    update: list[str] | None,
-) -> sa.Select:
-    """INSERT the selected staged rows; update changed ones (or leave existing ones when
-    ``update`` is None). Returns a SELECT of (inserted, updated) counts."""
-    statement = insert(target).from_select(
-        columns, sa.select(*(stage.c[c] for c in columns)).where(rows)
-    )
-    if update:
-        excluded = statement.excluded
-        statement = statement.on_conflict_do_update(
-            index_elements=keys,
-            set_={c: excluded[c] for c in update},
-            where=sa.tuple_(*(target.c[c] for c in update)).is_distinct_from(
-                sa.tuple_(*(excluded[c] for c in update))
-            ),
+        staged = stage_ratings(conn, stream.ratings, ids_wanted, progress)
+        movies = stream.movies
+        if movies is None:
+            movies = placeholder_movies(staged.movie_ids)
+        users = stream.users
+        if users is None:
+            users = placeholder_users(staged.user_ids)
+        counts = (
+            merge_frame(conn, schema.movies, movies, progress),
+            merge_frame(conn, schema.users, users, progress),
+            merge_ratings(conn, staged, stream.sources.get("ratings", "ratings"), large_load),
         )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=keys)
-    # xmax is 0 for a freshly inserted row and non-zero for one updated in place.
-    written = statement.returning(sa.literal_column("xmax = 0").label("fresh")).cte("written")
-    return sa.select(
-        sa.func.count().filter(written.c.fresh),
-        sa.func.count().filter(sa.not_(written.c.fresh)),
-    )
+    return IngestReport(stream.layout, counts, time.perf_counter() - started)
+
+
+def _streamed(data: ParsedData) -> StreamedData:
+    """A parsed input as chunks of its ratings frame."""
+
+    def chunks(ratings: pd.DataFrame) -> Iterator[pd.DataFrame]:
+        for start in range(0, len(ratings), CHUNK_ROWS):
+            yield ratings.iloc[start : start + CHUNK_ROWS]
+
+    return StreamedData(data.layout, chunks(data.ratings), data.movies, data.users, data.sources)

@@ -4,6 +4,7 @@ The loader writes these frames to PostgreSQL without looking at where they came 
 schema is checked when a ``ParsedData`` is built rather than trusted.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,12 +61,30 @@ class ParsedData:
         _check_schema("users", self.users, USERS_SCHEMA)
 
 
+@dataclass(frozen=True)
+class StreamedData:
+    """An input whose ratings arrive in chunks, so that ``load`` never holds a whole file.
+
+    Each chunk is a frame in the ratings schema, validated row by row; repeats across chunks are
+    found by the loader. Movies and users are whole frames, or None where the loader is to make
+    placeholders for the ids the ratings name.
+    """
+
+    layout: str
+    ratings: Iterable[pd.DataFrame]
+    movies: pd.DataFrame | None
+    users: pd.DataFrame | None
+    sources: dict[str, str]
+
+
 def _object(values: object, n: int) -> pd.Series:
     """An object column holding str or None (None rather than NaN: it becomes SQL NULL).
 
     Built as an object Series because pandas would turn an array of strings into ``str``.
     """
-    array = np.full(n, None, dtype=object) if values is None else np.asarray(values, dtype=object)
+    if values is None:
+        return pd.Series(np.full(n, None, dtype=object), dtype=object)
+    array = np.asarray(values, dtype=object)
     return pd.Series(np.where(pd.isna(array), None, array), dtype=object)
 
 
@@ -126,7 +145,7 @@ def users_frame(
         {
             "user_id": np.asarray(user_id, dtype=np.int64),
             "gender": _object(gender, n),
-            "age": pd.array([pd.NA] * n if age is None else age, dtype="Int64"),
+            "age": pd.array(np.full(n, pd.NA) if age is None else age, dtype="Int64"),
             "occupation": _object(occupation, n),
             "zip_code": _object(zip_code, n),
             "line": np.asarray(line, dtype=np.int64),
@@ -136,13 +155,21 @@ def users_frame(
 
 def derived_users(ratings: pd.DataFrame) -> pd.DataFrame:
     """Users known only by their ids in the ratings, every attribute unknown."""
-    ids = np.unique(ratings["user_id"].to_numpy())
+    return placeholder_users(np.unique(ratings["user_id"].to_numpy()))
+
+
+def placeholder_users(ids: np.ndarray) -> pd.DataFrame:
+    """Users with these ids and no attributes, marked derived (``line`` 0)."""
     return users_frame(ids, np.zeros(len(ids), dtype=np.int64))
 
 
 def derived_movies(ratings: pd.DataFrame) -> pd.DataFrame:
     """Placeholder movies ("Item 123", no genres) for inputs without a movies file."""
-    ids = np.unique(ratings["movie_id"].to_numpy())
+    return placeholder_movies(np.unique(ratings["movie_id"].to_numpy()))
+
+
+def placeholder_movies(ids: np.ndarray) -> pd.DataFrame:
+    """Movies with these ids titled "Item <id>", without genres, marked derived (``line`` 0)."""
     return movies_frame(
         ids,
         [f"Item {i}" for i in ids],

@@ -12,7 +12,7 @@ is valid UTF-8 was re-saved as UTF-8 and is read as such: decoding it as latin-1
 
 import csv
 import io
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -64,12 +64,29 @@ def read_table(
     text: Collection[str] = (),
     progress: Progress | None = None,
 ) -> Table:
-    """Read every row of ``source``; ``names`` for headerless files, else the first line is the
-    header. Columns in ``text`` stay strings; others are parsed as numbers where they can be."""
+    """Read every row of ``source`` into one table (see :func:`read_tables`)."""
+    tables = list(read_tables(source, dialect, names, text, progress))
+    if len(tables) == 1:
+        return tables[0]
+    columns = pd.concat([table.columns for table in tables], ignore_index=True)
+    lines = np.concatenate([table.lines for table in tables])
+    return Table(source.name, tables[0].header, columns, lines)
+
+
+def read_tables(
+    source: Source,
+    dialect: Dialect,
+    names: Sequence[str] | None = None,
+    text: Collection[str] = (),
+    progress: Progress | None = None,
+) -> Iterator[Table]:
+    """Read ``source`` a chunk of lines at a time, yielding a table per chunk with rows, so a
+    large file never has to fit in memory; ``names`` for headerless files, else the first line
+    is the header. Columns in ``text`` stay strings; others are parsed as numbers where they
+    can be. A file without rows is an error once the end is reached."""
     header = None if names is None else tuple(names)
     has_header = names is None
-    frames: list[pd.DataFrame] = []
-    lines: list[np.ndarray] = []
+    rows_seen = False
     empty = True
     # None until a latin-1 file shows non-ASCII text: then UTF-8 if that text is valid UTF-8.
     encoding = "utf-8" if dialect.encoding == "utf-8" else None
@@ -91,15 +108,13 @@ def read_table(
         else:
             frame, rows = _split_rows(chunk, first, header, chunk_dialect, source.name)
         if len(frame):
-            frames.append(frame)
-            lines.append(rows)
+            rows_seen = True
+            yield Table(source.name, header if has_header else None, frame, rows)
     if empty:
         raise InputError("file is empty", source.name)
-    if not frames:
+    if not rows_seen:
         line, value = (1, dialect.sep.join(header)) if has_header else (None, None)
         raise InputError("file has no data rows", source.name, line, value)
-    columns = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return Table(source.name, header if has_header else None, columns, np.concatenate(lines))
 
 
 def _byte_order_mark(chunk: bytes, name: str, encoding: str | None) -> tuple[bytes, str | None]:

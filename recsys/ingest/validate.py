@@ -4,7 +4,7 @@ Every check is vectorised: it finds the first offending row with numpy and only 
 message, so valid million-row files cost a few array passes.
 """
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ from recsys.ingest.records import UTC_NS
 from recsys.ingest.table import Table
 
 MAX_ID = 2**63 - 1
+RATING_KEY = "rating of this user for this movie"
 MIN_RATING, MAX_RATING = 0.5, 5.0
 # What datetime64[ns] can hold, with a day to spare.
 _EARLIEST = pd.Timestamp("1677-09-22", tz="UTC")
@@ -112,18 +113,34 @@ def unix_times(table: Table, column: str) -> pd.Series:
 
 
 def timestamps(table: Table, column: str) -> pd.Series:
-    """Required timestamps: unix seconds, or ISO 8601 if the first value is not a number.
+    """Required timestamps: unix seconds, or ISO 8601 if the first value is not a number."""
+    return timestamp_reader(table, column)(table, column)
 
-    One form per file: mixing them is more likely a broken export than intent.
+
+def timestamp_reader(table: Table, column: str) -> Callable[[Table, str], pd.Series]:
+    """:func:`unix_times`, or :func:`iso_times` if the column's first value is not a number.
+
+    One form per file: mixing them is more likely a broken export than intent, so a file read in
+    chunks keeps the reader its first chunk chose.
     """
     raw = table.columns[column]
     head = pd.to_numeric(raw.dropna().iloc[:1], errors="coerce")
     if pd.api.types.is_numeric_dtype(raw) or head.notna().all():
-        return unix_times(table, column)
-    parsed = pd.to_datetime(raw, format="ISO8601", utc=True, errors="coerce")
+        return unix_times
+    return iso_times
+
+
+def iso_times(table: Table, column: str) -> pd.Series:
+    """Required ISO 8601 timestamps as UTC datetimes."""
+    raw = table.columns[column]
     row = first_true(raw.isna().to_numpy())
     if row is not None:
         raise table.error("timestamp is missing", row, "")
+    if pd.api.types.is_numeric_dtype(raw):  # a later chunk holding only numbers
+        raise table.error(
+            "timestamp is not ISO 8601 like the first one", 0, str(_as_written(raw, 0))
+        )
+    parsed = pd.to_datetime(raw, format="ISO8601", utc=True, errors="coerce")
     row = first_true((parsed.isna() | (parsed < _EARLIEST) | (parsed > _LATEST)).to_numpy())
     if row is not None:
         raise table.error(
@@ -170,13 +187,14 @@ def distinct(frame: pd.DataFrame, key: Sequence[str], what: str, source: str) ->
         value = frame.loc[at, key].tolist()
         same = frame[key].eq(frame.loc[at, key]).all(axis=1)
         first = frame.loc[same, "line"].min()
-        raise InputError(
-            f"{what} repeats line {first} with different values",
-            source,
-            frame.loc[at, "line"],
-            value[0] if len(value) == 1 else tuple(value),
-        )
+        shown = value[0] if len(value) == 1 else tuple(value)
+        raise repeat_error(what, first, source, frame.loc[at, "line"], shown)
     return frame.drop_duplicates(key).reset_index(drop=True)
+
+
+def repeat_error(what: str, first: int, source: str, line: int, value: object) -> InputError:
+    """The error for a key at ``line`` that ``first`` gave other values."""
+    return InputError(f"{what} repeats line {first} with different values", source, line, value)
 
 
 def known(

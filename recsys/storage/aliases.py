@@ -7,21 +7,18 @@ the alias orders concurrent moves, and the target's registry row is held FOR SHA
 cannot remove it between the check and the commit.
 """
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from recsys.errors import InvalidInput, RecsysError
-from recsys.storage import schema, sqlfiles, views
-from recsys.storage.bulk import schema_of
+from recsys.errors import RecsysError
+from recsys.storage import names, schema, sqlfiles, views
 from recsys.storage.versions import require_published
 
 DEFAULT_ALIAS = "production"
 #: The views of what is served now: they name the version ``production`` points to as a constant.
 PRODUCTION_VIEWS = ("production_recommendations", "production_similar_items")
-_NAME = re.compile(schema.VERSION_NAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -37,15 +34,11 @@ class Promotion:
 
 def promote(engine: sa.Engine, version: str, alias: str = DEFAULT_ALIAS) -> Promotion:
     """Point ``alias`` at the published ``version``, recording the move in the history."""
-    if not _NAME.fullmatch(alias):
-        raise InvalidInput(
-            f"alias {alias!r} is not allowed: use 1-63 letters, digits, '.', '_' or '-'"
-        )
+    names.validate(alias, "alias")
     aliases = schema.version_aliases
     current = (aliases.c.alias == alias) & aliases.c.valid_to.is_(None)
     with engine.begin() as conn:
-        key = sa.func.hashtextextended(f"recsys:{schema_of(conn)}:alias:{alias}", 0)
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(names.lock_key(conn, alias, "alias"))))
         require_published(conn, version, lock=True)
         held = conn.execute(sa.select(aliases.c.version, aliases.c.valid_from).where(current))
         previous, since = held.first() or (None, None)

@@ -21,6 +21,7 @@ from recsys.errors import VersionConflict
 from recsys.storage import registry, schema
 from recsys.storage.bulk import driver_connection, schema_of
 from recsys.storage.publish import drop_version_outputs
+from recsys.storage.status import RunStatus, VersionStatus
 from recsys.storage.versions import list_versions
 
 _RUN_TABLE = re.compile(r"^({})_r([0-9]+)$".format("|".join(t.name for t in schema.OUTPUT_TABLES)))
@@ -61,7 +62,7 @@ def plan(conn: sa.Connection, keep: int, *, spare: Collection[str] = ()) -> Plan
     aliased = _aliased(conn)
     versions = list_versions(conn)
     published = sorted(
-        (v for v in versions if v.status == "published"),
+        (v for v in versions if v.status == VersionStatus.PUBLISHED),
         key=lambda v: v.published_at,
         reverse=True,
     )
@@ -77,10 +78,10 @@ def plan(conn: sa.Connection, keep: int, *, spare: Collection[str] = ()) -> Plan
         else:
             remove.append(decision(f"older than the newest {keep} published"))
     for version in versions:
-        if version.status == "running":
+        if version.status == VersionStatus.RUNNING:
             kept.append(Decision(version.name, version.status, None, "a live run is writing it"))
-        elif version.status in ("failed", "stale"):
-            reason = "failed" if version.status == "failed" else "its run died (stale)"
+        elif version.status in (VersionStatus.FAILED, VersionStatus.STALE):
+            reason = "failed" if version.status == VersionStatus.FAILED else "its run died (stale)"
             remove.append(Decision(version.name, version.status, None, reason))
     return Plan(remove, kept, _stray_tables(conn))
 
@@ -119,7 +120,8 @@ def _remove(engine: sa.Engine, decision: Decision) -> str | None:
             ).first()
             if row is None:
                 return "it is gone already"
-            expected = "running" if decision.status == "stale" else decision.status
+            stale = decision.status == VersionStatus.STALE
+            expected = VersionStatus.RUNNING if stale else decision.status
             if (row.status, row.published_at) != (expected, decision.published_at):
                 return f"it changed meanwhile (now {row.status})"
             alias = _aliased(conn).get(decision.version)
@@ -161,6 +163,10 @@ def _stray_tables(conn: sa.Connection) -> list[str]:
         run = conn.execute(
             sa.select(runs.c.version, runs.c.status).where(runs.c.run_id == int(match[2]))
         ).first()
-        if run is None or run.status != "running" or not registry.is_live(conn, run.version):
+        if (
+            run is None
+            or run.status != RunStatus.RUNNING
+            or not registry.is_live(conn, run.version)
+        ):
             stray.append(name)
     return stray

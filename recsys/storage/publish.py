@@ -15,29 +15,23 @@ anyway; see :func:`_lock_outputs` for how it is taken without deadlocking reader
 open transaction on an output table delays a publish by its length, up to ``lock_timeout``.
 """
 
-import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
-import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
 from recsys.faults import checkpoint
 from recsys.storage import registry, schema
 from recsys.storage.bulk import copy_frame, driver_connection, schema_of
+from recsys.storage.locks import lock_exclusively
 
 #: The order the output tables are locked in. A reader blocked on the first one holds none of the
 #: others when its query reads that one first; recommendations, the table most read, goes first.
 #: Under a reader of recommendations and evaluation_results in one statement this took one
 #: attempt per publish, where the schema's order took up to nine (see :func:`_lock_outputs`).
 LOCK_ORDER = tuple(reversed(schema.OUTPUT_TABLES))
-
-#: Longest single wait for the output tables' exclusive locks: below PostgreSQL's default
-#: ``deadlock_timeout`` (1 s), so this side gives way before a reader is cancelled as a deadlock.
-LOCK_SLICE_MS = 100
 
 
 def partition_name(table: sa.Table, run_id: int) -> str:
@@ -177,38 +171,5 @@ def _drop_run_tables(conn: sa.Connection, run_id: int) -> None:
 
 def _lock_outputs(conn: sa.Connection) -> None:
     """ACCESS EXCLUSIVE on the output tables (not their partitions), never waiting long on some
-    while holding others.
-
-    A query reading two output tables holds its lock on one while it waits for the other.
-    Locking one parent after another, waiting each time, deadlocks with such a reader, and
-    PostgreSQL resolves that by cancelling the reader's query. So all of them are asked for at once
-    (in :data:`LOCK_ORDER`), each attempt waiting at most :data:`LOCK_SLICE_MS`; a failed attempt
-    gives back what it got (savepoint) and is retried, until the session's ``lock_timeout`` is
-    spent.
-    """
-    cursor = driver_connection(conn).cursor()
-    namespace = schema_of(conn)
-    lock = sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(
-        sql.SQL(", ").join(sql.Identifier(namespace, t.name) for t in LOCK_ORDER)
-    )
-    setting, budget_ms = conn.execute(
-        sa.text(
-            "SELECT current_setting('lock_timeout'), setting::int FROM pg_settings"
-            " WHERE name = 'lock_timeout'"
-        )
-    ).one()
-    deadline = time.monotonic() + budget_ms / 1000
-    while True:
-        cursor.execute("SAVEPOINT recsys_lock_outputs")
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (f"{LOCK_SLICE_MS}ms",))
-        try:
-            cursor.execute(lock)
-        except psycopg.errors.LockNotAvailable:
-            cursor.execute("ROLLBACK TO SAVEPOINT recsys_lock_outputs")
-            if budget_ms and time.monotonic() >= deadline:
-                raise
-            time.sleep(random.uniform(0, LOCK_SLICE_MS / 1000))  # let the readers through
-            continue
-        cursor.execute("RELEASE SAVEPOINT recsys_lock_outputs")
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (setting,))
-        return
+    while holding others (see :mod:`recsys.storage.locks`)."""
+    lock_exclusively(conn, LOCK_ORDER)

@@ -15,37 +15,20 @@ this run's session, as the publishing transaction starts and again just before i
 """
 
 import os
-import re
 import socket
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from recsys.errors import ConnectionLost, InvalidInput, VersionConflict
-from recsys.storage import schema
-from recsys.storage.bulk import schema_of
-
-_NAME = re.compile(schema.VERSION_NAME_PATTERN)
+from recsys.errors import ConnectionLost, VersionConflict
+from recsys.storage import names, schema
+from recsys.storage.status import RunStatus, VersionStatus
 
 
 def validate_name(name: str) -> str:
-    """Reject names the registry's CHECK constraint would, before anything is written."""
-    if not _NAME.fullmatch(name):
-        raise InvalidInput(
-            f"version name {name!r} is not allowed: use 1-63 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def _lock_text(conn: sa.Connection, version: str) -> str:
-    return f"recsys:{schema_of(conn)}:{version}"
-
-
-def _lock_key(conn: sa.Connection, version: str) -> sa.ColumnElement[int]:
-    """The advisory-lock key of a version: schema-qualified so schemas never collide."""
-    return sa.func.hashtextextended(_lock_text(conn, version), 0)
+    """Reject version names the registry's CHECK constraint would, before anything is written."""
+    return names.validate(name, "version")
 
 
 @dataclass
@@ -66,7 +49,7 @@ class Claim:
         """Unlock; a session that died (terminated, disconnected) took the lock with it."""
         try:
             self.lock.execute(
-                sa.select(sa.func.pg_advisory_unlock(_lock_key(self.lock, self.version)))
+                sa.select(sa.func.pg_advisory_unlock(names.lock_key(self.lock, self.version)))
             )
         except sa.exc.OperationalError:
             pass
@@ -79,7 +62,7 @@ def acquire(engine: sa.Engine, version: str, *, replace: bool) -> Claim:
     validate_name(version)
     lock = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
-        key = _lock_key(lock, version)
+        key = names.lock_key(lock, version)
         if not lock.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar():
             raise VersionConflict(
                 f"version {version!r} is being written by another run{_owner(lock, version)}"
@@ -88,7 +71,7 @@ def acquire(engine: sa.Engine, version: str, *, replace: bool) -> Claim:
         status = lock.execute(
             sa.select(versions.c.status).where(versions.c.name == version)
         ).scalar()
-        if status == "published" and not replace:
+        if status == VersionStatus.PUBLISHED and not replace:
             raise VersionConflict(
                 f"version {version!r} is already published; choose another name or pass --replace"
             )
@@ -96,14 +79,14 @@ def acquire(engine: sa.Engine, version: str, *, replace: bool) -> Claim:
     except BaseException:
         lock.close()  # closing the session releases its advisory lock
         raise
-    return Claim(version, status == "published", lock, pid)
+    return Claim(version, status == VersionStatus.PUBLISHED, lock, pid)
 
 
 def _owner(conn: sa.Connection, version: str) -> str:
     runs = schema.version_runs
     row = conn.execute(
         sa.select(runs.c.host, runs.c.pid, runs.c.started_at)
-        .where(runs.c.version == version, runs.c.status == "running")
+        .where(runs.c.version == version, runs.c.status == RunStatus.RUNNING)
         .order_by(runs.c.run_id.desc())
         .limit(1)
     ).first()
@@ -119,11 +102,11 @@ def start(engine: sa.Engine, claim: Claim, params: dict[str, Any]) -> int:
         status = conn.execute(
             sa.select(versions.c.status).where(versions.c.name == claim.version).with_for_update()
         ).scalar()
-        if status == "published" and not claim.replacing:
+        if status == VersionStatus.PUBLISHED and not claim.replacing:
             # Published since acquire() looked: by a run whose lock died just before its commit.
             raise VersionConflict(f"version {claim.version!r} was published meanwhile")
         fresh = {
-            "status": "running",
+            "status": VersionStatus.RUNNING,
             "started_at": sa.func.now(),
             "finished_at": None,
             "error": None,
@@ -137,14 +120,18 @@ def start(engine: sa.Engine, claim: Claim, params: dict[str, Any]) -> int:
             conn.execute(sa.update(versions).where(versions.c.name == claim.version).values(fresh))
         conn.execute(
             sa.update(runs)
-            .where(runs.c.version == claim.version, runs.c.status == "running")
-            .values(status="failed", finished_at=sa.func.now(), error="abandoned: its process died")
+            .where(runs.c.version == claim.version, runs.c.status == RunStatus.RUNNING)
+            .values(
+                status=RunStatus.FAILED,
+                finished_at=sa.func.now(),
+                error="abandoned: its process died",
+            )
         )
         claim.run_id = conn.execute(
             sa.insert(runs)
             .values(
                 version=claim.version,
-                status="running",
+                status=RunStatus.RUNNING,
                 replacing=claim.replacing,
                 host=socket.gethostname(),
                 pid=os.getpid(),
@@ -164,7 +151,7 @@ def mark_published(conn: sa.Connection, claim: Claim, record: dict[str, Any]) ->
         sa.update(schema.model_versions)
         .where(schema.model_versions.c.name == claim.version)
         .values(
-            status="published",
+            status=VersionStatus.PUBLISHED,
             run_id=claim.run_id,
             # A replacement keeps the row (and created_at) but times its own run.
             started_at=sa.select(schema.version_runs.c.started_at)
@@ -176,7 +163,7 @@ def mark_published(conn: sa.Connection, claim: Claim, record: dict[str, Any]) ->
             **record,
         )
     )
-    _finish_run(conn, claim.run_id, "succeeded", None)
+    _finish_run(conn, claim.run_id, RunStatus.SUCCEEDED, None)
     confirm_held(conn, claim)
 
 
@@ -222,21 +209,24 @@ def mark_failed(engine: sa.Engine, claim: Claim, error: str) -> None:
             )
             ours = conn.execute(
                 sa.update(runs)
-                .where(runs.c.run_id == claim.run_id, runs.c.status == "running")
-                .values(status="failed", finished_at=sa.func.now(), error=error)
+                .where(runs.c.run_id == claim.run_id, runs.c.status == RunStatus.RUNNING)
+                .values(status=RunStatus.FAILED, finished_at=sa.func.now(), error=error)
                 .returning(runs.c.run_id)
             ).first()
             if ours is not None and not claim.replacing:
                 conn.execute(
                     sa.update(versions)
-                    .where(versions.c.name == claim.version, versions.c.status == "running")
-                    .values(status="failed", finished_at=sa.func.now(), error=error)
+                    .where(
+                        versions.c.name == claim.version,
+                        versions.c.status == VersionStatus.RUNNING,
+                    )
+                    .values(status=VersionStatus.FAILED, finished_at=sa.func.now(), error=error)
                 )
     except sa.exc.OperationalError:
         pass
 
 
-def _finish_run(conn: sa.Connection, run_id: int, status: str, error: str | None) -> None:
+def _finish_run(conn: sa.Connection, run_id: int, status: RunStatus, error: str | None) -> None:
     conn.execute(
         sa.update(schema.version_runs)
         .where(schema.version_runs.c.run_id == run_id)
@@ -255,4 +245,4 @@ def _holders(conn: sa.Connection, version: str) -> list[int]:
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
         " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(:key, 0)"
     )
-    return list(conn.execute(held, {"key": _lock_text(conn, version)}).scalars())
+    return list(conn.execute(held, {"key": names.lock_text(conn, version)}).scalars())

@@ -14,13 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from recsys.storage.database import SCHEMA_PLACEHOLDER
+from recsys.storage.status import RunStatus, VersionStatus
 
 metadata = sa.MetaData(schema=SCHEMA_PLACEHOLDER)
 
 #: Version names become SQL literals in partition bounds and appear in file names; keep them tame.
 VERSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
-VERSION_STATUSES = ("running", "published", "failed")
-RUN_STATUSES = ("running", "succeeded", "failed")
 RECOMMENDATION_SOURCES = ("model", "fallback")
 MIN_RATING, MAX_RATING = 0.5, 5.0
 
@@ -89,7 +88,7 @@ model_versions = sa.Table(
     sa.Column("run_id", sa.BigInteger),
     sa.CheckConstraint(f"name ~ '{VERSION_NAME_PATTERN}'", name="model_versions_name_format"),
     sa.CheckConstraint(
-        "status IN ({})".format(", ".join(f"'{s}'" for s in VERSION_STATUSES)),
+        "status IN ({})".format(", ".join(f"'{s}'" for s in VersionStatus.stored())),
         name="model_versions_status_valid",
     ),
 )
@@ -118,7 +117,7 @@ version_runs = sa.Table(
     sa.Column("pid", sa.Integer),
     sa.Column("error", sa.Text),
     sa.CheckConstraint(
-        "status IN ({})".format(", ".join(f"'{s}'" for s in RUN_STATUSES)),
+        "status IN ({})".format(", ".join(f"'{s}'" for s in RunStatus)),
         name="version_runs_status_valid",
     ),
     sa.Index("version_runs_version_idx", "version"),

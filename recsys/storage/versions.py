@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from recsys.errors import RecsysError
 from recsys.evaluation.metrics import METRICS
 from recsys.storage import registry, schema, sqlfiles, views
+from recsys.storage.status import VersionStatus
 
 #: The figures ``versions`` shows per version, at the version's smallest evaluation cut-off.
 HEADLINE_METRICS = ("ndcg", "precision", "recall", "map")
@@ -170,7 +171,7 @@ def require_published(conn: sa.Connection, name: str, *, lock: bool = False) -> 
     status = conn.execute(query.with_for_update(read=True) if lock else query).scalar()
     if status is None:
         raise RecsysError(f"no version {name!r}{_known(conn)}")
-    if status != "published":
+    if status != VersionStatus.PUBLISHED:
         raise RecsysError(f"version {name!r} is {_status(conn, name, status)}, not published")
 
 
@@ -232,7 +233,7 @@ def training_history(conn: sa.Connection, name: str) -> list[Epoch]:
             history.c.seconds,
         )
         .join(versions, versions.c.name == history.c.version)
-        .where(history.c.version == name, versions.c.status == "published")
+        .where(history.c.version == name, versions.c.status == VersionStatus.PUBLISHED)
         .order_by(history.c.epoch)
     ).all()
     return [Epoch(*row) for row in rows]
@@ -246,7 +247,7 @@ def previous_published(conn: sa.Connection, name: str) -> str | None:
     )
     return conn.execute(
         sa.select(versions.c.name)
-        .where(versions.c.status == "published", versions.c.published_at < published_at)
+        .where(versions.c.status == VersionStatus.PUBLISHED, versions.c.published_at < published_at)
         .order_by(versions.c.published_at.desc())
         .limit(1)
     ).scalar()
@@ -270,7 +271,9 @@ def _summary_fields(conn: sa.Connection, row: sa.Row) -> dict[str, Any]:
 
 
 def _status(conn: sa.Connection, name: str, status: str) -> str:
-    return "stale" if status == "running" and not registry.is_live(conn, name) else status
+    if status == VersionStatus.RUNNING and not registry.is_live(conn, name):
+        return VersionStatus.STALE
+    return status
 
 
 def _metrics(conn: sa.Connection, names: list[str]) -> dict[str, list[Metric]]:

@@ -2,6 +2,8 @@
 
 import numpy as np
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recsys.evaluation.topk import top_k_embeddings, top_k_shared
 
@@ -48,6 +50,29 @@ def test_shared_scores_break_ties_by_item_index() -> None:
     np.testing.assert_array_equal(values, [[5, 5, 3], [5, 5, 5]])
     empty_items, _ = top_k_shared(scores, 2, 3, users=np.array([], dtype=np.int64))
     assert empty_items.shape == (0, 3)
+
+
+@given(st.integers(0, 10_000), st.integers(1, 12), st.floats(0.0, 0.9))
+@settings(max_examples=60, deadline=None)
+def test_shared_ranking_without_a_score_block_matches_brute_force(
+    seed: int, k: int, density: float
+) -> None:
+    """The popularity path skips excluded ranks arithmetically: against a full sort, with many
+    ties (integer scores), users who excluded nearly everything, and chunks of odd sizes."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = int(rng.integers(1, 30)), int(rng.integers(1, 25))
+    scores = rng.integers(0, 4, n_items).astype(np.float64)
+    exclude_dense = rng.random((n_users, n_items)) < density
+    items, values = top_k_shared(
+        scores, n_users, k, exclude=sp.csr_matrix(exclude_dense), chunk_size=int(rng.integers(1, 7))
+    )
+    expected = _brute_force(np.tile(scores, (n_users, 1)), exclude_dense, k)
+    width = min(k, n_items)
+    np.testing.assert_array_equal(items[:, :width], expected[:, :width])
+    assert (items[:, width:] == -1).all()
+    present = items >= 0
+    np.testing.assert_array_equal(values[present], scores[items[present]])
+    assert np.isnan(values[~present]).all()
 
 
 def test_ties_at_the_cut_go_to_the_lowest_item_index() -> None:
