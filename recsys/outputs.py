@@ -14,6 +14,7 @@ Public API:
     write_history(tables, history, eval_k)
     write_evaluation(tables, rows)
     write_embeddings(tables, table, ids, embeddings)
+    similar_item_rows(item_ids, item_emb, k) -> Iterator[columns]   a chunk of items at a time
     write_similar_items(tables, item_ids, item_emb, k) -> rows written
     write_recommendations(tables, recommender) -> ShortLists
 """
@@ -84,28 +85,34 @@ def write_embeddings(
     return len(ids)
 
 
-def write_similar_items(
-    tables: RunTables, item_ids: np.ndarray, item_emb: np.ndarray, k: int
-) -> int:
-    """Each item's ``k`` nearest other items by cosine of the final embeddings, best first.
+def similar_item_rows(item_ids: np.ndarray, item_emb: np.ndarray, k: int) -> Iterator[list[Field]]:
+    """Each item's ``k`` nearest other items by cosine of the final embeddings, best first, as
+    ``SIMILAR_COLUMNS`` a chunk of items at a time.
 
-    The unit-length item table is scored against itself a chunk of items at a time (the same
-    top-k as recommendations: never an items × items matrix), each item excluding itself. An item
-    with a zero embedding scores 0 against every other; with fewer than k + 1 items, lists are
-    shorter, never padded.
+    The unit-length item table is scored against itself (the same top-k as recommendations:
+    never an items × items matrix), each item excluding itself. An item with a zero embedding
+    scores 0 against every other; with fewer than k + 1 items, lists are shorter, never padded.
     """
     item_emb = np.asarray(item_emb, np.float32)
     norms = np.linalg.norm(item_emb, axis=1, keepdims=True)
     unit = item_emb / np.maximum(norms, np.finfo(np.float32).tiny)
     itself = sp.identity(len(item_ids), dtype=np.int8, format="csr")
+    for items, similar, scores in top_k_chunks(unit, unit, k, exclude=itself):
+        np.clip(scores, -1.0, 1.0, out=scores)  # rounding can leave a cosine just past 1
+        columns, lengths = _ranked_rows(item_ids[items], similar, scores, item_ids)
+        if lengths.any():
+            yield columns
+
+
+def write_similar_items(
+    tables: RunTables, item_ids: np.ndarray, item_emb: np.ndarray, k: int
+) -> int:
+    """:func:`similar_item_rows` into the run's similar_items table; the rows written."""
     written = 0
     target = tables.open(schema.similar_items)
     with binary_copy(tables.conn, target, SIMILAR_COLUMNS) as write:
-        for items, similar, scores in top_k_chunks(unit, unit, k, exclude=itself):
-            np.clip(scores, -1.0, 1.0, out=scores)  # rounding can leave a cosine just past 1
-            columns, lengths = _ranked_rows(item_ids[items], similar, scores, item_ids)
-            if lengths.any():
-                written += write(columns)
+        for columns in similar_item_rows(item_ids, item_emb, k):
+            written += write(columns)
     return written
 
 
