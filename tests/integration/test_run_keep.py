@@ -82,10 +82,10 @@ def test_keep_spares_the_version_the_run_published_even_when_another_counts_as_n
         job.resume()
     result = job.finish()
     assert result.returncode == 0, result.stderr
+    assert _names(engine) == ["a", "late", "new"]
     with engine.connect() as conn:
         published = {name: version_row(conn, name).published_at for name in ("late", "new")}
     assert published["late"] > published["new"]
-    assert _names(engine) == ["a", "late", "new"]
     assert "pruned (--keep 1):" in result.stdout
     with engine.connect() as conn:
         kept = prune.plan(conn, 1, spare={"new"}).keep
