@@ -17,6 +17,7 @@ from recsys_jobs.prune import prune
 from recsys_jobs.recommend import recommend
 from recsys_jobs.report import report
 from recsys_jobs.run import run
+from recsys_jobs.similar import similar
 from recsys_jobs.versions import compare, list_versions, show
 
 
@@ -94,5 +95,6 @@ main.add_command(compare)
 main.add_command(promote)
 main.add_command(prune)
 main.add_command(recommend)
+main.add_command(similar)
 main.add_command(report)
 db.add_command(grant_reader)

@@ -6,20 +6,19 @@ import sqlalchemy as sa
 from recsys.storage import user_list as recommending
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import emit_json, json_option, table
+from recsys_jobs.reading import check_version_or_alias, resolved_from, version_or_alias
 
 
 @click.command()
 @click.option("--user", "user_id", required=True, type=int, help="User id.")
-@click.option("--version", help="A published version.")
-@click.option("--alias", help="An alias (default: production, else the latest published).")
+@version_or_alias
 @json_option
 @pass_job
 def recommend(
     job: JobContext, user_id: int, version: str | None, alias: str | None, as_json: bool
 ) -> None:
     """Show a user's recommendations from a version or an alias."""
-    if version and alias:
-        raise click.UsageError("give --version or --alias, not both")
+    check_version_or_alias(version, alias)
     show_list(job.engine(), user_id, version=version, alias=alias, as_json=as_json)
 
 
@@ -37,10 +36,6 @@ def show_list(
     if as_json:
         emit_json(found)
         return
-    via = ""
-    if found.alias:
-        how = "" if found.resolved_by == "alias" else f" not set: {found.resolved_by}"
-        via = f" (alias {found.alias}{how})"
-    click.echo(f"user {user_id}, version {found.version}{via}")
+    click.echo(f"user {user_id}, {resolved_from(found.version, found.alias, found.resolved_by)}")
     rows = [[r.rank, r.title, r.genres or [], r.score, r.source] for r in found.items]
     click.echo(table(["rank", "title", "genres", "score", "source"], rows))

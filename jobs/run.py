@@ -20,6 +20,7 @@ from recsys.storage.aliases import DEFAULT_ALIAS
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import emit_json, json_option
 from recsys_jobs.progress import epoch_bars
+from recsys_jobs.prune import prune_after_publish
 
 if TYPE_CHECKING:
     from recsys.pipeline import RunResult
@@ -38,7 +39,16 @@ _TRAIN_FIELDS = {
 }
 _RUN_FIELDS = {
     name: name
-    for name in ("split", "test_ratio", "cutoff", "top_k", "min_rating", "refit", "warm_start")
+    for name in (
+        "split",
+        "test_ratio",
+        "cutoff",
+        "top_k",
+        "similar_k",
+        "min_rating",
+        "refit",
+        "warm_start",
+    )
 } | {"eval_k": "eval_ks"}
 
 
@@ -188,6 +198,12 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     "--top-k", default=_RUN.top_k, show_default=True, help="Recommendations written per user."
 )
 @click.option(
+    "--similar-k",
+    default=_RUN.similar_k,
+    show_default=True,
+    help="Similar items written per item (cosine of the final embeddings).",
+)
+@click.option(
     "--eval-k",
     type=_Cutoffs(),
     default=",".join(map(str, _RUN.eval_ks)),
@@ -237,6 +253,12 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
 )
 @click.option("--replace", is_flag=True, help="Replace an already published version atomically.")
 @click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    help="After publishing, prune as `recsys-job prune --keep N` does (never this version or an "
+    "aliased one); a failed prune leaves the version published and exits 0 with a warning.",
+)
+@click.option(
     "--memory-limit",
     type=_Size(),
     help="Refuse to train when the run's memory estimate exceeds this (e.g. 8G).  "
@@ -277,6 +299,7 @@ def run(
     promote: str | None,
     if_better: str | None,
     as_json: bool,
+    keep: int | None,
     **options: object,
 ) -> None:
     """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION.
@@ -295,6 +318,8 @@ def run(
         judging=judging,
         as_json=as_json,
     )
+    if keep is not None:
+        prune_after_publish(job, model_version, keep)
     if result.promotion is not None and not result.promotion.promoted:
         click.get_current_context().exit(PUBLISHED_NOT_PROMOTED)
 

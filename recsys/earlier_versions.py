@@ -173,7 +173,7 @@ def champion(
     nothing and was not ``required`` (InvalidInput when it was)."""
     option = f"--compare-with {name!r}"
     with _reading(engine) as conn:
-        if aliases.resolve(conn, name) is None and not required:
+        if aliases.lookup(conn, name) is None and not required:
             return None
         version, stats = _published(conn, name, option)
         reason = lineage.unfair_reason(version, stats, snapshot.timestamp[parts.test], config.split)
@@ -217,7 +217,7 @@ def alias_holder(engine: sa.Engine, alias: str) -> str | None:
 def _published(conn: sa.Connection, name: str, option: str) -> tuple[str, dict[str, Any]]:
     """The published version ``name`` resolves to and its ``data_stats``; its registry row is
     held FOR SHARE until the transaction ends, so it cannot be pruned meanwhile."""
-    found = aliases.resolve(conn, name)
+    found = aliases.lookup(conn, name)
     if found is None:
         raise InvalidInput(f"{option}: no alias or version of that name")
     versions = schema.model_versions

@@ -1,10 +1,10 @@
 """A version's outputs, built from the trained model and streamed into the run's own tables.
 
 What a run writes, in this order (fault injection names each ``write:<table>``): the training
-history, the evaluation results, the embeddings of the users and items the model learnt, and
-every user's recommendations. The large ones never exist whole in memory: embeddings go out
-``CHUNK_ROWS`` at a time and recommendations a scoring chunk at a time, each by binary COPY
-straight from numpy (recsys/storage/binary_copy.py).
+history, the evaluation results, the embeddings of the users and items the model learnt, each
+item's most similar items, and every user's recommendations. The large ones never exist whole in
+memory: embeddings go out ``CHUNK_ROWS`` at a time, similar items and recommendations a scoring
+chunk at a time, each by binary COPY straight from numpy (recsys/storage/binary_copy.py).
 
 Public API:
     Recommender(...)                 everything needed to make any user's list
@@ -14,6 +14,8 @@ Public API:
     write_history(tables, history, eval_k)
     write_evaluation(tables, rows)
     write_embeddings(tables, table, ids, embeddings, layer0)
+    similar_item_rows(item_ids, item_emb, k) -> Iterator[columns]   a chunk of items at a time
+    write_similar_items(tables, item_ids, item_emb, k) -> rows written
     write_recommendations(tables, recommender) -> ShortLists
 """
 
@@ -35,6 +37,7 @@ from recsys.storage.publish import RunTables
 #: Embedding rows encoded and sent per COPY write (1M users at dim 64: 25 MB a write).
 CHUNK_ROWS = 100_000
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "movie_id", "score", "source")
+SIMILAR_COLUMNS = ("movie_id", "rank", "similar_movie_id", "score")
 #: Names under which the evaluated rankers' figures are stored in ``evaluation_results.model``.
 STORED_NAMES = {"model": "lightgcn", "baseline": "popularity", "champion": "champion"}
 
@@ -83,6 +86,54 @@ def write_embeddings(
             ids_chunk = np.asarray(ids[start:stop], np.int64)
             write([ids_chunk, embeddings[start:stop], layer0[start:stop]])
     return len(ids)
+
+
+def similar_item_rows(item_ids: np.ndarray, item_emb: np.ndarray, k: int) -> Iterator[list[Field]]:
+    """Each item's ``k`` nearest other items by cosine of the final embeddings, best first, as
+    ``SIMILAR_COLUMNS`` a chunk of items at a time.
+
+    The unit-length item table is scored against itself (the same top-k as recommendations:
+    never an items × items matrix), each item excluding itself. An item with a zero embedding
+    scores 0 against every other; with fewer than k + 1 items, lists are shorter, never padded.
+    """
+    item_emb = np.asarray(item_emb, np.float32)
+    norms = np.linalg.norm(item_emb, axis=1, keepdims=True)
+    unit = item_emb / np.maximum(norms, np.finfo(np.float32).tiny)
+    itself = sp.identity(len(item_ids), dtype=np.int8, format="csr")
+    for items, similar, scores in top_k_chunks(unit, unit, k, exclude=itself):
+        np.clip(scores, -1.0, 1.0, out=scores)  # rounding can leave a cosine just past 1
+        columns, lengths = _ranked_rows(item_ids[items], similar, scores, item_ids)
+        if lengths.any():
+            yield columns
+
+
+def write_similar_items(
+    tables: RunTables, item_ids: np.ndarray, item_emb: np.ndarray, k: int
+) -> int:
+    """:func:`similar_item_rows` into the run's similar_items table; the rows written."""
+    written = 0
+    target = tables.open(schema.similar_items)
+    with binary_copy(tables.conn, target, SIMILAR_COLUMNS) as write:
+        for columns in similar_item_rows(item_ids, item_emb, k):
+            written += write(columns)
+    return written
+
+
+def _ranked_rows(
+    row_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, item_ids: np.ndarray
+) -> tuple[list[Field], np.ndarray]:
+    """A top-k block as output columns (the row's id, rank from 1, the item's external id, the
+    score) without the padding of short lists (item -1); and each row's list length."""
+    present = items >= 0
+    lengths = present.sum(axis=1)
+    rank = np.broadcast_to(np.arange(1, items.shape[1] + 1, dtype=np.int16), items.shape)
+    columns: list[Field] = [
+        np.repeat(row_ids, lengths).astype(np.int64),
+        rank[present],
+        item_ids[items[present]].astype(np.int64),
+        scores[present].astype(np.float32),
+    ]
+    return columns, lengths
 
 
 @dataclass
@@ -155,17 +206,8 @@ class Recommender:
     def _rows(
         self, users: np.ndarray, items: np.ndarray, scores: np.ndarray, source: str
     ) -> ListChunk:
-        present = items >= 0
-        lengths = present.sum(axis=1)
-        rank = np.broadcast_to(np.arange(1, self.k + 1, dtype=np.int16), items.shape)
-        columns: list[Field] = [
-            np.repeat(self.user_ids[users], lengths).astype(np.int64),
-            rank[present],
-            self.item_ids[items[present]].astype(np.int64),
-            scores[present].astype(np.float32),
-            source,
-        ]
-        return ListChunk(columns, lengths)
+        columns, lengths = _ranked_rows(self.user_ids[users], items, scores, self.item_ids)
+        return ListChunk([*columns, source], lengths)
 
 
 def write_recommendations(tables: RunTables, recommender: Recommender) -> ShortLists:

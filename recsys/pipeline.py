@@ -35,7 +35,7 @@ from recsys.model.warm_start import InitialState
 from recsys.promotion import Decision, Judging
 from recsys.provenance import code_version
 from recsys.run_config import RunConfig
-from recsys.storage import registry, schema
+from recsys.storage import aliases, registry, schema
 from recsys.storage.publish import RunTables, publish
 
 
@@ -179,6 +179,10 @@ def _train_and_publish(
                 recommender.item_emb,
                 layer0[1][learnt_from.candidates],
             )
+        with timer("similar"):
+            outputs.write_similar_items(
+                tables, recommender.item_ids, recommender.item_emb, config.similar_k
+            )
         with timer("score"):
             short = outputs.write_recommendations(tables, recommender)
         stats.update(_short_lists(short, config.top_k, report))
@@ -195,7 +199,8 @@ def _train_and_publish(
         if decision is not None:
             written["decision"] = promotion.carry_out(conn, claim.version, decision, earlier.holder)
 
-    publish(engine, claim, write_outputs, promote)
+    pins = decision is not None and decision.promoted and decision.alias == aliases.DEFAULT_ALIAS
+    publish(engine, claim, write_outputs, promote, aliases.PRODUCTION_VIEWS if pins else ())
     # The attach and the registry flip, timed from the end of the writes to the commit.
     timer.seconds["publish"] = round(time.perf_counter() - written["at"], 3)
     registry.record_phase(engine, claim.version, "publish", timer.seconds["publish"])

@@ -25,6 +25,8 @@ class RunConfig:
     test_ratio: float = 0.25
     cutoff: datetime | None = None
     top_k: int = 10
+    #: Similar items written per item (cosine of the final embeddings).
+    similar_k: int = 10
     eval_ks: tuple[int, ...] = (10, 20)
     min_rating: float | None = None
     #: Publish from a second fit on every interaction (same settings) after evaluating the first.
@@ -54,6 +56,8 @@ class RunConfig:
             problems.append(f"epochs must be at least 1, got {train.max_epochs}")
         if self.top_k < 1 or any(k < 1 for k in self.eval_ks) or not self.eval_ks:
             problems.append("top-k and every evaluation cut-off must be at least 1")
+        if self.similar_k < 1:
+            problems.append(f"similar-k must be at least 1, got {self.similar_k}")
         if not 0 <= train.val_ratio < 1:
             problems.append(f"validation ratio must be in [0, 1), got {train.val_ratio}")
         for name in ("dim", "n_layers", "steps_per_epoch", "batch_size", "patience"):

@@ -22,7 +22,7 @@ from recsys.storage import sqlfiles
 from recsys.storage.bulk import driver_connection, schema_of
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,13 +22,16 @@ from recsys.storage.bulk import driver_connection, schema_of
 LOCK_SLICE_MS = 100
 
 
-def lock_exclusively(conn: sa.Connection, tables: Sequence[sa.Table]) -> None:
-    """ACCESS EXCLUSIVE on ``tables`` (not their partitions), in the order given, until the
-    transaction ends; raises LockNotAvailable once the session's lock timeout is spent."""
+def lock_exclusively(conn: sa.Connection, tables: Sequence[sa.Table | str]) -> None:
+    """ACCESS EXCLUSIVE on ``tables`` (tables or views of the schema, by object or name; not
+    their partitions, but a view's tables too), in the order given, until the transaction ends;
+    raises LockNotAvailable once the session's lock timeout is spent."""
     cursor = driver_connection(conn).cursor()
     namespace = schema_of(conn)
     lock = sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(
-        sql.SQL(", ").join(sql.Identifier(namespace, t.name) for t in tables)
+        sql.SQL(", ").join(
+            sql.Identifier(namespace, t if isinstance(t, str) else t.name) for t in tables
+        )
     )
     setting, budget_ms = conn.execute(
         sa.text(

@@ -9,6 +9,7 @@ so no run can start it meanwhile. Alias history is kept; it names pruned version
 """
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -50,8 +51,12 @@ class Outcome:
     dropped_tables: list[str]
 
 
-def plan(conn: sa.Connection, keep: int) -> Plan:
-    """What :func:`execute` would remove and keep; changes nothing."""
+def plan(conn: sa.Connection, keep: int, *, spare: Collection[str] = ()) -> Plan:
+    """What :func:`execute` would remove and keep; changes nothing.
+
+    Versions in ``spare`` are kept whatever their age: ``run --keep`` spares the version it has
+    just published, since ``published_at`` is when a publish began, and a run that began
+    publishing later but committed first counts as newer."""
     if keep < 1:
         raise ValueError("keep at least one published version")
     aliased = _aliased(conn)
@@ -68,6 +73,8 @@ def plan(conn: sa.Connection, keep: int) -> Plan:
             kept.append(decision(f"among the newest {keep} published"))
         elif version.name in aliased:
             kept.append(decision(f"alias {aliased[version.name]}"))
+        elif version.name in spare:
+            kept.append(decision("just published by this run"))
         else:
             remove.append(decision(f"older than the newest {keep} published"))
     for version in versions:

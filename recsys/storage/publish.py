@@ -15,7 +15,7 @@ anyway; see :func:`_lock_outputs` for how it is taken without deadlocking reader
 open transaction on an output table delays a publish by its length, up to ``lock_timeout``.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -83,10 +83,14 @@ def publish(
     claim: registry.Claim,
     write_outputs: Callable[[RunTables], dict[str, Any]],
     then: Callable[[sa.Connection], None] | None = None,
+    then_replaces: Sequence[str] = (),
 ) -> None:
     """Write every output with ``write_outputs`` (which returns the registry record: params,
     statistics, ...) and publish them, in one transaction; ``then`` runs in it last, with the
-    version published (a promotion commits with the version it promotes)."""
+    version published (a promotion commits with the version it promotes). ``then_replaces``
+    names the views ``then`` re-creates: they are locked with the output tables, all at once, as
+    a reader holding such a view while it waits for an output table would otherwise deadlock
+    with this transaction."""
     with engine.begin() as conn:
         registry.confirm_held(conn, claim)  # a run that lost its claim writes nothing
         tables = RunTables(conn, claim)
@@ -98,7 +102,7 @@ def publish(
 
         checkpoint("publish:before")
         replaced = _published_run(conn, claim.version) if claim.replacing else None
-        _lock_outputs(conn)
+        _lock_outputs(conn, then_replaces)
         if replaced is not None:
             _drop_run_tables(conn, replaced)
         cursor = driver_connection(conn).cursor()
@@ -173,7 +177,7 @@ def _drop_run_tables(conn: sa.Connection, run_id: int) -> None:
         )
 
 
-def _lock_outputs(conn: sa.Connection) -> None:
+def _lock_outputs(conn: sa.Connection, views: Sequence[str] = ()) -> None:
     """ACCESS EXCLUSIVE on the output tables (not their partitions), never waiting long on some
     while holding others (see :mod:`recsys.storage.locks`)."""
-    lock_exclusively(conn, LOCK_ORDER)
+    lock_exclusively(conn, [*LOCK_ORDER, *views])

@@ -5,7 +5,7 @@ The tables are declared in the placeholder schema ``recsys``; engines from
 are the only way the schema changes; ``tests/integration/test_migrations.py`` checks these
 declarations against the migrated database so the two cannot drift.
 
-The five output tables are LIST-partitioned by version: a run loads each output into a table of
+The output tables are LIST-partitioned by version: a run loads each output into a table of
 its own and publishing attaches them all and flips the registry status in one transaction, so a
 version appears to readers whole or not at all, and pruning one is a DROP TABLE.
 """
@@ -173,6 +173,20 @@ recommendations = sa.Table(
     postgresql_partition_by="LIST (version)",
 )
 
+#: For every item the model learnt, its ``similar_k`` nearest items by cosine of the final
+#: embeddings (the item itself excluded), best first.
+similar_items = sa.Table(
+    "similar_items",
+    metadata,
+    _version_column(),
+    sa.Column("movie_id", sa.BigInteger, primary_key=True),
+    sa.Column("rank", sa.SmallInteger, primary_key=True),
+    sa.Column("similar_movie_id", sa.BigInteger, nullable=False),
+    sa.Column("score", sa.REAL, nullable=False),
+    sa.CheckConstraint("rank >= 1", name="similar_items_rank_positive"),
+    postgresql_partition_by="LIST (version)",
+)
+
 evaluation_results = sa.Table(
     "evaluation_results",
     metadata,
@@ -204,6 +218,7 @@ OUTPUT_TABLES = (
     evaluation_results,
     user_embeddings,
     item_embeddings,
+    similar_items,
     recommendations,
 )
 

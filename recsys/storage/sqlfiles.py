@@ -7,7 +7,7 @@ what analysts read is what the product runs. Files use unqualified table names (
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 
 import sqlalchemy as sa
@@ -39,9 +39,20 @@ def use_schema(conn: sa.Connection) -> None:
     conn.execute(sa.select(sa.func.set_config("search_path", schema_of(conn), True)))
 
 
-def create_views(conn: sa.Connection, views: Sequence[str]) -> None:
-    """Create (or replace) views from ``sql/views/<name>.sql`` in the configured schema."""
-    execute_in_schema(conn, [read(f"views/{view}.sql") for view in views])
+def create_views(
+    conn: sa.Connection, views: Sequence[str], variables: Mapping[str, str | None] | None = None
+) -> None:
+    """Create (or replace) views from ``sql/views/<name>.sql`` in the configured schema. A
+    ``:'name'`` in a view file becomes the literal ``variables[name]`` (NULL when not given)."""
+    variables = variables or {}
+    raw = driver_connection(conn)
+    texts = [
+        _QUOTED_VARIABLE.sub(
+            lambda m: sql.Literal(variables.get(m[1])).as_string(raw), read(f"views/{view}.sql")
+        )
+        for view in views
+    ]
+    execute_in_schema(conn, texts)
 
 
 def execute_in_schema(conn: sa.Connection, statements: Sequence[str]) -> None:

@@ -50,3 +50,17 @@ evaluation_vs_baseline = sa.Table(
     sa.Column("users_counted", sa.Integer),
     sa.Column("published_at", sa.DateTime(timezone=True)),
 )
+
+published_similar_items = sa.Table(
+    "published_similar_items",
+    metadata,
+    sa.Column("version", sa.Text),
+    sa.Column("movie_id", sa.BigInteger),
+    sa.Column("title", sa.Text),
+    sa.Column("rank", sa.SmallInteger),
+    sa.Column("similar_movie_id", sa.BigInteger),
+    sa.Column("similar_title", sa.Text),
+    sa.Column("similar_genres", pg.ARRAY(sa.Text)),
+    sa.Column("similar_year", sa.SmallInteger),
+    sa.Column("score", sa.REAL),
+)

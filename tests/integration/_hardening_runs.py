@@ -91,6 +91,7 @@ def visible(conn: sa.Connection, version: str) -> dict[str, int]:
     for view in (
         views.published_recommendations,
         views.evaluation_vs_baseline,
+        views.published_similar_items,
         production_recommendations,
     ):
         rows[view.name] = conn.execute(
@@ -105,7 +106,7 @@ ABSENT = (hashlib.md5(b"").hexdigest(),) * len(OUTPUT_TABLES)
 
 def output_checksums(schema_name: str, versions: str) -> sa.TextClause:
     """One statement, so one snapshot: each version's name and an md5 of its rows in each of
-    the five output tables (see ABSENT). ``versions`` is a FROM item ``w`` with a column
+    the output tables (see ABSENT). ``versions`` is a FROM item ``w`` with a column
     ``name`` (and any WHERE clause on it)."""
     columns = ", ".join(
         f'(SELECT {ROWS_MD5} FROM "{schema_name}"."{table.name}" t WHERE t.version = w.name)'

@@ -7,7 +7,7 @@ versions or a version published at a particular moment (prune, the reader role).
 """
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -52,11 +52,17 @@ def _with_validation(config: RunConfig, val_ratio: float) -> RunConfig:
 
 
 def publish_outputs(
-    engine: sa.Engine, version: str, users: int = 3, items: int = 4, baseline_ndcg: float = 0.1
+    engine: sa.Engine,
+    version: str,
+    users: int = 3,
+    items: int = 4,
+    baseline_ndcg: float = 0.1,
+    write_similar: Callable[[RunTables], object] | None = None,
 ) -> int:
     """Publish ``version`` with tiny outputs for users 1..users and movies 1..items; its run id.
 
-    Its one evaluation figure is NDCG@10: 0.2 for the model, ``baseline_ndcg`` for popularity."""
+    Its one evaluation figure is NDCG@10: 0.2 for the model, ``baseline_ndcg`` for popularity.
+    ``write_similar`` writes its similar items instead of made-up ones."""
     claim = registry.acquire(engine, version, replace=False)
     try:
         registry.start(engine, claim, {"dim": 2})
@@ -86,6 +92,14 @@ def publish_outputs(
             "item_embeddings": pd.DataFrame(
                 {"movie_id": movie_ids, "embedding": [array_literal(np.ones(2))] * items}
             ),
+            "similar_items": pd.DataFrame(
+                {
+                    "movie_id": np.repeat(movie_ids, 2),
+                    "rank": np.tile([1, 2], items),
+                    "similar_movie_id": ((movie_ids[:, None] + [0, 1]) % items + 1).ravel(),
+                    "score": 0.5,
+                }
+            ),
             "recommendations": pd.DataFrame(
                 {
                     "user_id": np.repeat(user_ids, 2),
@@ -100,7 +114,10 @@ def publish_outputs(
 
         def write_outputs(tables: RunTables) -> dict:
             for table in schema.OUTPUT_TABLES:
-                tables.copy_frame(table, outputs[table.name])
+                if table is schema.similar_items and write_similar is not None:
+                    write_similar(tables)
+                else:
+                    tables.copy_frame(table, outputs[table.name])
             return record
 
         publish(engine, claim, write_outputs)

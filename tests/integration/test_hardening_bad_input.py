@@ -205,6 +205,7 @@ RUN_IN_PROCESS = {
         "test ratio must be between 0 and 1",
     ),
     "top-k-zero": (["--top-k", "0"], "top-k and every evaluation cut-off must be at least 1"),
+    "similar-k-zero": (["--similar-k", "0"], "similar-k must be at least 1, got 0"),
     "dim-zero": (["--dim", "0"], "dim must be positive, got 0"),
     "negative-layers": (["--layers", "-1"], "n_layers must be positive, got -1"),
     "learning-rate-zero": (["--learning-rate", "0"], "learning rate must be positive"),

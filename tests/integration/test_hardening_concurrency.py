@@ -5,7 +5,7 @@ so the other must stop at once rather than wait), two different versions (one pa
 outputs written, just before it publishes, while a reader keeps reading), and a replacement of a
 version, held at its start until those are done and then let go while the ``production`` alias
 flips back and forth. A reader thread on a connection of its own reads the output tables throughout
-and records every state it sees, as a checksum of each version's rows in each of the five tables:
+and records every state it sees, as a checksum of each version's rows in each of the output tables:
 each version absent or exactly as finally published, never a mix of the two.
 """
 
@@ -268,7 +268,7 @@ def test_a_published_version_is_never_seen_without_its_rows(engine: sa.Engine) -
     a publish commits (no partition for the version yet) and take its snapshot after it (the
     registry says published): the version would read as published and empty. Before the fix
     about one publish in five was seen so. The readers here read, without a pause and in one
-    statement, the registry's published versions and each one's rows in the five output tables."""
+    statement, the registry's published versions and each one's rows in the output tables."""
     with engine.connect() as conn:
         schema_name = schema_of(conn)
     published = f"\"{schema_name}\".model_versions AS w WHERE w.status = 'published'"

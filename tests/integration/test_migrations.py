@@ -65,6 +65,7 @@ def test_output_tables_are_partitioned_by_version(engine: sa.Engine, schema: str
         for name in (
             "user_embeddings",
             "item_embeddings",
+            "similar_items",
             "recommendations",
             "evaluation_results",
             "training_history",

@@ -70,7 +70,7 @@ def test_published_run_writes_every_output_and_the_registry(
 ) -> None:
     engine, name = populated
     options = ("--top-k", "7", "--eval-k", "5,10", "--seed", "3", "--learning-rate", "0.01")
-    options += ("--val-ratio", "0.1")
+    options += ("--val-ratio", "0.1", "--similar-k", "4")
     result = cli(database_url, name, "--model-version", "full", *FAST_OPTIONS, *options)
     assert result.exit_code == 0, result.output
     assert "published full" in result.stdout
@@ -118,6 +118,13 @@ def test_published_run_writes_every_output_and_the_registry(
         )
         assert len(embedded_items) == len(set(embedded_items)) == stats["items_in_training"]
         assert set(embedded_items) <= rated_movies
+        similar_per_item = _query(
+            conn,
+            "SELECT movie_id, array_agg(rank ORDER BY rank) FROM {s}.similar_items"
+            " WHERE version = 'full' GROUP BY movie_id",
+        ).all()
+        assert sorted(m for m, _ in similar_per_item) == sorted(embedded_items)
+        assert {tuple(ranks) for _, ranks in similar_per_item} == {(1, 2, 3, 4)}
         for table in ("user_embeddings", "item_embeddings"):
             lengths = _scalars(
                 conn,
@@ -156,6 +163,7 @@ def test_published_run_writes_every_output_and_the_registry(
             "dim": 16,
             "n_layers": 2,
             "top_k": 7,
+            "similar_k": 4,
             "eval_ks": [5, 10],
             "seed": 3,
             "learning_rate": 0.01,
@@ -169,7 +177,7 @@ def test_published_run_writes_every_output_and_the_registry(
         assert stats["interactions"] == ratings_total
         assert stats["train_interactions"] + stats["test_interactions"] == ratings_total
         assert stats["fallback_users"] == len(UNRATED_USERS)
-        assert set(row.phase_seconds) >= {"read", "split", "train", "evaluate", "score"}
+        assert set(row.phase_seconds) >= {"read", "split", "train", "evaluate", "similar", "score"}
         assert row.phase_seconds["train"] > 0
 
         (attempt,) = run_rows(conn, "full")

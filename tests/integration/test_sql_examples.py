@@ -20,6 +20,7 @@ from tests.integration._run_data import N_USERS, UNRATED_USERS
 
 SQL = Path(__file__).resolve().parents[2] / "sql"
 USER = 3
+MOVIE = 1
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,22 @@ def check_genre_mix(engine: sa.Engine) -> None:
     assert shares == sorted(shares, reverse=True)
 
 
+def check_similar_movies(engine: sa.Engine) -> None:
+    rows = _run(engine, "similar_movies", movie_id=MOVIE, n=4)
+    similar = schema.similar_items
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(similar.c.rank, similar.c.similar_movie_id, similar.c.score)
+            .where(similar.c.version == V2, similar.c.movie_id == MOVIE, similar.c.rank <= 4)
+            .order_by(similar.c.rank)
+        ).all()
+    assert {r.version for r in rows} == {V2}  # no alias set: the latest published
+    assert [(r.rank, r.similar_movie_id, r.score) for r in rows] == [tuple(s) for s in stored]
+    assert [r.rank for r in rows] == [1, 2, 3, 4]
+    assert MOVIE not in {r.similar_movie_id for r in rows}
+    assert all(r.similar_title and r.like_title for r in rows)
+
+
 CHECKS: dict[str, Callable[[sa.Engine], None]] = {
     "top_n_for_user": check_top_n_for_user,
     "rated_vs_recommended": check_rated_vs_recommended,
@@ -105,6 +122,7 @@ CHECKS: dict[str, Callable[[sa.Engine], None]] = {
     "catalogue_coverage": check_catalogue_coverage,
     "version_overlap": check_version_overlap,
     "genre_mix": check_genre_mix,
+    "similar_movies": check_similar_movies,
 }
 
 #: The psql variables each file needs, as the README's examples set them.
@@ -115,6 +133,7 @@ PSQL_VARIABLES: dict[str, dict[str, object]] = {
     "catalogue_coverage": {},
     "version_overlap": {"version_a": V1, "version_b": V2, "k": 10},
     "genre_mix": {"alias": "production"},
+    "similar_movies": {"movie_id": MOVIE, "n": 5},
 }
 
 

@@ -1,6 +1,7 @@
 """The views in ``sql/views/`` against a schema with two published versions of real runs."""
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +27,7 @@ def db(published: sa.Engine) -> Iterator[sa.Engine]:
     yield published
     with published.begin() as conn:
         conn.execute(sa.delete(schema.version_aliases))
+        aliases.pin_production(conn)  # views follow a hand edit once re-pinned
 
 
 def _rows(conn: sa.Connection, query: str, **params: object) -> list[sa.Row]:
@@ -189,3 +191,48 @@ def test_relative_lift_is_null_where_the_baseline_scored_zero(
     assert shown.exit_code == 0, shown.output
     (metric,) = json.loads(shown.stdout)["metrics"]
     assert (metric["baseline_value"], metric["relative_lift"]) == (0.0, None)
+
+
+def _planned_partitions(conn: sa.Connection, view: str) -> set[str]:
+    """The output partitions PostgreSQL plans for one user's (one movie's) rows of ``view``."""
+    key = "user_id" if view == "production_recommendations" else "movie_id"
+    plan = _rows(conn, f"EXPLAIN (COSTS OFF) SELECT * FROM {view} WHERE {key} = 3")
+    return set(re.findall(r"\b(\w+_r\d+)\b", "\n".join(r[0] for r in plan)))
+
+
+@pytest.mark.parametrize(
+    "view, output",
+    [
+        ("production_recommendations", "recommendations"),
+        ("production_similar_items", "similar_items"),
+    ],
+)
+def test_production_views_plan_only_the_promoted_versions_partition(
+    db: sa.Engine, view: str, output: str
+) -> None:
+    """Promoted, ``production`` is named as a constant in the views, so the planner keeps that
+    version's partition alone; unset, the version is found while the query runs and every
+    version's partition is planned (what made them slow with hundreds of versions)."""
+    with db.connect() as conn:
+        runs = dict(
+            conn.execute(
+                sa.select(schema.model_versions.c.name, schema.model_versions.c.run_id)
+            ).all()
+        )
+        assert _planned_partitions(conn, view) == {f"{output}_r{runs[v]}" for v in (V1, V2)}
+    aliases.promote(db, V1)
+    with db.connect() as conn:
+        assert _planned_partitions(conn, view) == {f"{output}_r{runs[V1]}"}
+        assert {r.version for r in _rows(conn, f"SELECT DISTINCT version FROM {view}")} == {V1}
+
+
+def test_a_hand_edit_not_pinned_shows_nothing_rather_than_another_version(db: sa.Engine) -> None:
+    aliases.promote(db, V1)
+    with db.connect() as conn:
+        conn.execute(sa.delete(schema.version_aliases))  # production: the latest published now
+        assert _served(conn) == set()  # pinned to V1, which production no longer means
+        aliases.pin_production(conn)
+        assert _served(conn) == {V2}
+        conn.rollback()
+    with db.connect() as conn:
+        assert _served(conn) == {V1}

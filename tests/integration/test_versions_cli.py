@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL
 
 from recsys.errors import InvalidInput
 from recsys.evaluation.metrics import METRICS
-from recsys.storage import registry, sqlfiles
+from recsys.storage import aliases, registry, sqlfiles
 from recsys.storage import schema as tables
 from recsys.storage.bulk import schema_of
 from tests.integration._published_versions import (
@@ -41,6 +41,7 @@ def job(published: tuple[sa.Engine, str], database_url: URL) -> Iterator:
     yield lambda *args: cli(database_url, name, *args)
     with engine.begin() as conn:
         conn.execute(sa.delete(tables.version_aliases))
+        aliases.pin_production(conn)  # views follow a hand edit once re-pinned
 
 
 def _json(result) -> object:
