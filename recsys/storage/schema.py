@@ -126,12 +126,10 @@ version_runs = sa.Table(
 
 
 def _version_column() -> sa.Column:
-    return sa.Column(
-        "version",
-        sa.Text,
-        sa.ForeignKey(f"{SCHEMA_PLACEHOLDER}.model_versions.name"),
-        primary_key=True,
-    )
+    """The partition key of an output table. No foreign key to ``model_versions``: attaching a
+    partition would scan every row to validate it, under the publish's exclusive lock (see
+    migration 0005); the registry's own transactions keep outputs and rows in step."""
+    return sa.Column("version", sa.Text, primary_key=True)
 
 
 user_embeddings = sa.Table(
