@@ -1,5 +1,6 @@
 """``recsys-job run``: train, evaluate and publish one model version."""
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -161,7 +162,12 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     expose_value=False,
     help='TOML file with any of these options (e.g. epochs = 30, split = "temporal").',
 )
-@click.option("--epochs", default=_TRAIN.max_epochs, show_default=True, help="Training epochs.")
+@click.option(
+    "--epochs",
+    default=_TRAIN.max_epochs,
+    show_default=True,
+    help="Training epochs (with --max-train-time and no --epochs: as many as fit).",
+)
 @click.option(
     "--max-train-time",
     type=_Duration(),
@@ -306,8 +312,14 @@ def run(
 
     Exit status 8: published, but the --if-better gate did not promote it.
     """
+    ctx = click.get_current_context()
     config = _run_config(options)
-    _refuse_ignored_options(click.get_current_context(), config)
+    if config.train.max_train_seconds and ctx.get_parameter_source("epochs") not in _GIVEN:
+        # A time budget without --epochs: the budget decides how many epochs fit.
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, max_epochs=None)
+        )
+    _refuse_ignored_options(ctx, config)
     judging = _judging(compare_with, promote, if_better)
     result = run_version(
         job.engine(),
@@ -410,9 +422,10 @@ def _describe(config: RunConfig) -> str:
     t = config.train
     batching = f"batch {t.batch_size}" if t.batch_size else f"{t.steps_per_epoch} steps/epoch"
     budget = f", budget {t.max_train_seconds:g} s" if t.max_train_seconds else ""
+    epochs = f"≤{t.max_epochs} epochs" if t.max_epochs else "as many epochs as fit"
     return (
         f"{config.split} split, dim {t.dim}, {t.n_layers} layers, {batching}, "
-        f"lr {t.learning_rate:g}, l2 {t.l2:g}, ≤{t.max_epochs} epochs{budget}, seed {t.seed}"
+        f"lr {t.learning_rate:g}, l2 {t.l2:g}, {epochs}{budget}, seed {t.seed}"
     )
 
 

@@ -52,7 +52,9 @@ class RunConfig:
         if self.uses_test_ratio and not 0 < self.test_ratio < 1:
             problems.append(f"test ratio must be between 0 and 1, got {self.test_ratio}")
         train = self.train
-        if train.max_epochs < 1:
+        if train.max_epochs is None and train.max_train_seconds is None:
+            problems.append("give a number of epochs, or a time budget to size them")
+        elif train.max_epochs is not None and train.max_epochs < 1:
             problems.append(f"epochs must be at least 1, got {train.max_epochs}")
         if self.top_k < 1 or any(k < 1 for k in self.eval_ks) or not self.eval_ks:
             problems.append("top-k and every evaluation cut-off must be at least 1")

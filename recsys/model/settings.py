@@ -16,7 +16,8 @@ class TrainConfig:
         them, so an epoch costs the same number of full-graph propagations at any data size.
     batch_size: triples per step instead (an epoch then has interactions ÷ batch steps, which
         grows with the data); None to use ``steps_per_epoch``.
-    max_epochs: epochs to train (fewer if early stopping fires or the time budget is short).
+    max_epochs: epochs to train (fewer if early stopping fires or the time budget is short);
+        None with a time budget: as many as the budget allows.
     max_train_seconds: time budget of training; the schedule is sized from the measured speed
         of the first steps so that it completes within the budget. None: no budget.
     val_ratio: share of each user's training interactions held out for validation;
@@ -29,10 +30,10 @@ class TrainConfig:
     dim: int = 64
     n_layers: int = 3
     l2: float = 1e-3
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     steps_per_epoch: int = 16
     batch_size: int | None = None
-    max_epochs: int = 40
+    max_epochs: int | None = 40
     max_train_seconds: float | None = None
     val_ratio: float = 0.0
     patience: int = 10

@@ -15,7 +15,8 @@ the square of the data. With the batch growing with the data instead, an epoch c
 ``steps_per_epoch`` propagations and grows linearly (bench/train_speed.py measures it).
 
 A time budget (``max_train_seconds``) sizes the schedule itself: after a few steps the loop
-measures their speed and plans as many steps as fit (at most ``max_epochs`` epochs), and the
+measures their speed and plans as many steps as fit (at most ``max_epochs`` epochs, when given),
+and the
 cosine decays to 0 over those. Each epoch's end re-measures and re-plans, so a machine that
 slows down shortens the remaining schedule rather than overrunning the budget.
 """
@@ -129,7 +130,10 @@ def fit(
         normalized_interactions(fit_users, fit_items, n_users, n_items), config, initial
     )
     batch_size, steps_per_epoch = config.batching(sampler.n_samples)
-    schedule = Schedule(batch_size, steps_per_epoch, config.max_epochs * steps_per_epoch)
+    # Without a number of epochs the budget sizes the schedule once the first steps are timed;
+    # until then it is provisionally the default's.
+    epochs = config.max_epochs or TrainConfig().max_epochs
+    schedule = Schedule(batch_size, steps_per_epoch, epochs * steps_per_epoch)
     budget = _Budget(config.max_train_seconds, started)
 
     history: list[EpochStats] = []
@@ -202,7 +206,7 @@ class _Budget:
     def ready_to_plan(self, step: int) -> bool:
         return self.seconds is not None and step == 1 + _WARMUP_STEPS
 
-    def plan(self, schedule: Schedule, step: int, max_epochs: int) -> Schedule:
+    def plan(self, schedule: Schedule, step: int, max_epochs: int | None) -> Schedule:
         """The schedule that fits: as many steps as the remaining time allows at the measured
         speed, no more than ``max_epochs`` epochs, and never fewer than the steps done."""
         if self.seconds is None or self._timed_from is None or step < 2:
@@ -211,10 +215,12 @@ class _Budget:
         per_step = (now - self._timed_from) / (step - 1)
         remaining = self.seconds * _BUDGET_SHARE - (now - self._started)
         fits = step + max(0, math.floor(remaining / per_step))
+        if max_epochs is None:
+            return replace(schedule, total_steps=fits, budget_limited=True)
         most = max_epochs * schedule.steps_per_epoch
         return replace(schedule, total_steps=min(fits, most), budget_limited=fits < most)
 
-    def replan(self, schedule: Schedule, step: int, max_epochs: int) -> Schedule:
+    def replan(self, schedule: Schedule, step: int, max_epochs: int | None) -> Schedule:
         """Re-plan at an epoch's end, once the first plan was made."""
         if self.seconds is None or step <= _WARMUP_STEPS:
             return schedule

@@ -430,6 +430,20 @@ def test_a_time_budget_sizes_the_schedule_and_the_registry_says_so(
     assert "training_budget_limited" in shown.stdout and "max_train_seconds" in shown.stdout
 
 
+def test_a_budget_without_epochs_lets_the_budget_size_them(
+    populated: Populated, database_url: URL
+) -> None:
+    engine, name = populated
+    options = ("--max-train-time", "3s", "--dim", "16", "--layers", "2")
+    result = cli(database_url, name, "--model-version", "budget-only", *options)
+    assert result.exit_code == 0, result.output
+    assert "as many epochs as fit, budget 3 s" in result.stdout
+    with engine.connect() as conn:
+        row = version_row(conn, "budget-only")
+    assert row.params["max_epochs"] is None and row.params["max_train_seconds"] == 3.0
+    assert row.data_stats["training_budget_limited"] is True
+
+
 def test_steps_per_epoch_sets_the_batch_from_the_data(
     populated: Populated, database_url: URL
 ) -> None:

@@ -124,6 +124,10 @@ def test_a_budget_plans_the_steps_that_fit_at_the_measured_speed() -> None:
     now[0] = 1.6
     capped = roomy.plan(schedule, 4, max_epochs=100)
     assert capped.total_steps == 400 and not capped.budget_limited
+    # Without a number of epochs the budget alone decides: 4 + (950 - 1.6) / 0.2 steps, far
+    # beyond the 400 of the provisional schedule.
+    uncapped = roomy.plan(schedule, 4, max_epochs=None)
+    assert 4 + 4741 <= uncapped.total_steps <= 4 + 4742 and uncapped.budget_limited
 
 
 def test_a_time_budget_ends_training_with_its_schedule_completed() -> None:
