@@ -52,6 +52,30 @@ def test_shared_scores_break_ties_by_item_index() -> None:
     assert empty_items.shape == (0, 3)
 
 
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 5), st.floats(0.0, 0.95))
+@settings(max_examples=80, deadline=None)
+def test_blocked_selection_matches_brute_force(
+    seed: int, k: int, block: int, density: float
+) -> None:
+    """The two-stage selection (blocks of ``block`` items, only the best k blocks searched)
+    against a full sort: integer embeddings make many tied scores, some at the cut; excluded
+    items, padding items and rows with fewer than k candidates included."""
+    rng = np.random.default_rng(seed)
+    n_users = int(rng.integers(1, 12))
+    n_items = int(rng.integers(4 * block * k, 4 * block * k + 3 * block))
+    user_emb = rng.integers(-1, 2, (n_users, 3)).astype(np.float32)
+    item_emb = rng.integers(-1, 2, (n_items, 3)).astype(np.float32)
+    exclude_dense = rng.random((n_users, n_items)) < density
+    exclude_dense[0, : n_items - 1] = True  # one candidate left
+    items, values = top_k_embeddings(
+        user_emb, item_emb, k, exclude=sp.csr_matrix(exclude_dense), block=block, chunk_size=5
+    )
+    scores = user_emb @ item_emb.T
+    np.testing.assert_array_equal(items, _brute_force(scores, exclude_dense, k))
+    present = items >= 0
+    np.testing.assert_array_equal(values[present], scores[np.nonzero(present)[0], items[present]])
+
+
 @given(st.integers(0, 10_000), st.integers(1, 12), st.floats(0.0, 0.9))
 @settings(max_examples=60, deadline=None)
 def test_shared_ranking_without_a_score_block_matches_brute_force(
@@ -83,3 +107,12 @@ def test_ties_at_the_cut_go_to_the_lowest_item_index() -> None:
     exclude = sp.csr_matrix(np.array([[0, 1, 0, 0, 0, 0, 0, 1]], dtype=bool))
     items, _ = top_k_shared(scores, 1, 4, exclude=exclude)
     np.testing.assert_array_equal(items, [[2, 3, 4, 6]])
+
+
+def test_nan_scores_rank_as_excluded() -> None:
+    """A diverged model's NaN embeddings: the item is never ranked, the user gets no list."""
+    user_emb = np.array([[1.0, 0.0], [np.nan, 1.0]], np.float32)
+    item_emb = np.array([[1.0, 0.0], [np.nan, 0.0], [0.5, 0.0]], np.float32)
+    items, values = top_k_embeddings(user_emb, item_emb, 3)
+    np.testing.assert_array_equal(items, [[0, 2, -1], [-1, -1, -1]])
+    assert np.isnan(values[0, 2]) and np.isnan(values[1]).all()
