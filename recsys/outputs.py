@@ -10,6 +10,9 @@ Public API:
     Recommender(...)                 everything needed to make any user's list
         .chunks(users)               -> Iterator[ListChunk(columns, lengths)]
         .shard(users)                -> Recommender for just those users (rows re-indexed)
+        .user_rows(users)            -> UserRows: the user-side arrays of those users alone
+        .with_users(rows)            -> Recommender: this item side with those users
+        .shards(users_per_shard)     -> list of user index arrays, cut where chunks() cuts
     ShortLists(without, fewer_than_k), .add(...)
     write_history(tables, history, eval_k)
     write_evaluation(tables, rows)
@@ -17,18 +20,21 @@ Public API:
     similar_item_rows(item_ids, item_emb, k) -> Iterator[columns]   a chunk of items at a time
     write_similar_items(tables, item_ids, item_emb, k) -> rows written
     write_recommendations(tables, recommender) -> ShortLists
+    copy_recommendations(conn, target, recommender) -> (rows written, ShortLists)
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import sqlalchemy as sa
+from psycopg import sql
 
 from recsys.evaluation.evaluate import EvaluationRow
-from recsys.evaluation.topk import shared_top_k_chunks, top_k_chunks
+from recsys.evaluation.topk import chunk_rows, shared_top_k_chunks, top_k_chunks
+from recsys.faults import checkpoint
 from recsys.model.train import EpochStats
 from recsys.storage import schema
 from recsys.storage.binary_copy import Field, binary_copy
@@ -159,6 +165,17 @@ class ListChunk:
 
 
 @dataclass(frozen=True)
+class UserRows:
+    """The user-side arrays of a :class:`Recommender` for some users (row i is user i): a shard
+    as sent to a worker that holds the item side already, which travels once, not per shard."""
+
+    user_ids: np.ndarray
+    user_emb: np.ndarray
+    trained: np.ndarray
+    exclude: sp.csr_matrix
+
+
+@dataclass(frozen=True)
 class Recommender:
     """Everything needed to make any user's top-k list.
 
@@ -176,6 +193,9 @@ class Recommender:
     trained: np.ndarray
     exclude: sp.csr_matrix
     k: int
+    #: Users scored per product (None: sized to the catalogue, see topk.chunk_rows). Scores
+    #: depend on it in their last bit, so :meth:`shards` cuts at multiples of it.
+    chunk_users: int | None = None
 
     def chunks(self, users: np.ndarray | None = None) -> Iterator[ListChunk]:
         """The lists of ``users`` (default: all), a scoring chunk at a time; the model's users
@@ -183,7 +203,14 @@ class Recommender:
         users = np.arange(len(self.user_ids)) if users is None else np.asarray(users, np.int64)
         learnt = self.trained[users]
         options = {"exclude": self.exclude}
-        scored = top_k_chunks(self.user_emb, self.item_emb, self.k, users=users[learnt], **options)
+        scored = top_k_chunks(
+            self.user_emb,
+            self.item_emb,
+            self.k,
+            users=users[learnt],
+            chunk_size=self._chunk_users(),
+            **options,
+        )
         popular = shared_top_k_chunks(
             self.popularity, len(self.user_ids), self.k, users=users[~learnt], **options
         )
@@ -194,14 +221,32 @@ class Recommender:
     def shard(self, users: np.ndarray) -> "Recommender":
         """The same lists for ``users`` only, with the user-side arrays cut down to them (what a
         worker scoring that shard needs)."""
+        return self.with_users(self.user_rows(users))
+
+    def user_rows(self, users: np.ndarray) -> UserRows:
+        """The user-side arrays of ``users`` alone."""
         users = np.asarray(users, np.int64)
-        return replace(
-            self,
-            user_ids=self.user_ids[users],
-            user_emb=self.user_emb[users],
-            trained=self.trained[users],
-            exclude=self.exclude[users],
+        return UserRows(**{f.name: getattr(self, f.name)[users] for f in fields(UserRows)})
+
+    def with_users(self, rows: UserRows) -> "Recommender":
+        """This item side with ``rows``' users (and only them)."""
+        return replace(self, **{f.name: getattr(rows, f.name) for f in fields(UserRows)})
+
+    def shards(self, users_per_shard: int) -> list[np.ndarray]:
+        """Every user, in shards of about ``users_per_shard``, each scoring what :meth:`chunks`
+        scores for it to the bit: the model's users in order, cut at multiples of the scoring
+        chunk (so every product has the rows and shape it has in one process), then the
+        fallback users (a shared ranking, the same however they are cut)."""
+        chunk = self._chunk_users()
+        learnt = max(1, round(users_per_shard / chunk)) * chunk
+        parts = (
+            (np.flatnonzero(self.trained), learnt),
+            (np.flatnonzero(~self.trained), max(1, users_per_shard)),
         )
+        return [users[i : i + size] for users, size in parts for i in range(0, len(users), size)]
+
+    def _chunk_users(self) -> int:
+        return self.chunk_users or chunk_rows(len(self.item_ids), self.k)
 
     def _rows(
         self, users: np.ndarray, items: np.ndarray, scores: np.ndarray, source: str
@@ -212,11 +257,21 @@ class Recommender:
 
 def write_recommendations(tables: RunTables, recommender: Recommender) -> ShortLists:
     """Every user's list into the run's recommendations table; counts the short ones."""
-    short = ShortLists()
     target = tables.open(schema.recommendations)
-    with binary_copy(tables.conn, target, RECOMMENDATION_COLUMNS) as write:
+    return copy_recommendations(tables.conn, target, recommender)[1]
+
+
+def copy_recommendations(
+    conn: sa.Connection, target: sql.Composable, recommender: Recommender
+) -> tuple[int, ShortLists]:
+    """The recommender's lists into ``target`` within ``conn``'s transaction: the rows written,
+    and the short lists counted. Each chunk sent passes the fault point ``rows:recommendations``
+    (rows out, not committed)."""
+    short, written = ShortLists(), 0
+    with binary_copy(conn, target, RECOMMENDATION_COLUMNS) as write:
         for chunk in recommender.chunks():
             if chunk.lengths.any():
-                write(chunk.columns)
+                written += write(chunk.columns)
+                checkpoint("rows:recommendations")
             short.add(chunk.lengths, recommender.k)
-    return short
+    return written, short

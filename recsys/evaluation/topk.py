@@ -3,6 +3,7 @@
 Public API:
     top_k_chunks(user_emb, item_emb, k, *, exclude=None, users=None, chunk_size=None, block=128)
         -> Iterator[(users, items int64 [n, k], scores float32 [n, k])]   score = user·item
+    chunk_rows(n_items, k, block=128) -> users per chunk when ``chunk_size`` is not given
     top_k_embeddings(...same...) -> (items, scores) for all of ``users`` at once
     shared_top_k_chunks(item_scores, n_users, k, *, exclude=None, users=None, chunk_size=None)
     top_k_shared(...same...) -> (items, scores)     one score vector for every user (popularity),
@@ -60,12 +61,11 @@ def top_k_chunks(
     user_emb = np.asarray(user_emb, dtype=np.float32)
     users = np.arange(len(user_emb)) if users is None else np.asarray(users, dtype=np.int64)
     n_items = len(item_emb)
-    blocked = n_items >= 4 * block * k
-    # Blocks need a whole number of them: padding items score 0 and are excluded like rated ones.
-    width = -(-n_items // block) * block if blocked else n_items
+    blocked = _blocked(n_items, k, block)
+    width = _width(n_items, k, block)
     items = tf.constant(np.pad(item_emb, ((0, width - n_items), (0, 0))))
     exclude = None if exclude is None else sp.csr_matrix(exclude)
-    size = chunk_size or int(np.clip(_BLOCK_SCORES // max(width, 1), 64, 8192))
+    size = chunk_size or chunk_rows(n_items, k, block)
     padding = np.arange(n_items, width)
     nan_items = bool(np.isnan(item_emb).any())
     for start in range(0, len(users), size):
@@ -80,6 +80,28 @@ def top_k_chunks(
             scores = tf.where(tf.math.is_nan(scores), tf.constant(-np.inf, scores.dtype), scores)
         values, found = _blocked_top_k(scores, k, block) if blocked else _top_k(scores, k)
         yield (chunk, *_padded(values.numpy(), found.numpy().astype(np.int64), k))
+
+
+def chunk_rows(n_items: int, k: int, block: int = BLOCK) -> int:
+    """Users scored at once by :func:`top_k_chunks` when no ``chunk_size`` is given: a score
+    block of about 256 MB.
+
+    A score's last bit depends on it: the product's kernels vary with the block's shape (on
+    oneDNN, users at the tail of some block sizes get other roundings). Whoever splits users
+    among processes and wants the scores of one process splits at multiples of it.
+    """
+    return int(np.clip(_BLOCK_SCORES // max(_width(n_items, k, block), 1), 64, 8192))
+
+
+def _blocked(n_items: int, k: int, block: int) -> bool:
+    """Whether the two-stage selection (:func:`_blocked_top_k`) pays at this size."""
+    return n_items >= 4 * block * k
+
+
+def _width(n_items: int, k: int, block: int) -> int:
+    """Columns of a score block: with blocks, a whole number of them (padding items score 0
+    and are excluded like rated ones)."""
+    return -(-n_items // block) * block if _blocked(n_items, k, block) else n_items
 
 
 def shared_top_k_chunks(
