@@ -6,6 +6,11 @@ sends itself SIGKILL: no cleanup code runs, as when a machine dies) or
 stderr and stands still until it gets SIGUSR1, at most :data:`PAUSE_SECONDS`: a test can then act
 on the database mid-run, e.g. terminate the run's sessions or read the views while a publish is
 open). Unset, a checkpoint costs one dictionary lookup.
+
+``RECSYS_FAULT_ONCE=<file>`` makes the fault fire once across processes: where the file exists
+the point is passed, and the process that fires it creates the file first. A Ray worker killed
+mid-shard is replaced by one that retries the shard and must get through; the driver hands both
+variables to its workers (:func:`environment`).
 """
 
 import os
@@ -14,6 +19,7 @@ import sys
 import time
 
 ENV = "RECSYS_FAULT"
+ONCE_ENV = "RECSYS_FAULT_ONCE"
 #: A paused run carries on by itself after this long, so a test that dies cannot strand it.
 PAUSE_SECONDS = 120.0
 #: What a paused run prints to stderr (before the point's name), for a test to wait on.
@@ -33,7 +39,7 @@ def checkpoint(point: str) -> None:
     name, _, action = wanted.rpartition(":")
     if action not in ("kill", "pause"):  # point names contain ':' themselves
         name, action = wanted, "raise"
-    if name != point:
+    if name != point or not _first_across_processes():
         return
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -43,6 +49,24 @@ def checkpoint(point: str) -> None:
             _pause(point)
         return
     raise InjectedFault(f"fault injected at {point!r} ({ENV})")
+
+
+def environment() -> dict[str, str]:
+    """This process's fault settings, for processes it has started elsewhere (Ray workers)."""
+    return {name: os.environ[name] for name in (ENV, ONCE_ENV) if os.environ.get(name)}
+
+
+def _first_across_processes() -> bool:
+    """False where ``RECSYS_FAULT_ONCE`` names a file that exists; else creates it (at once,
+    so of two processes racing only one fires) and says True."""
+    marker = os.environ.get(ONCE_ENV)
+    if not marker:
+        return True
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def _pause(point: str) -> None:
