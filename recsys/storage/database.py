@@ -66,6 +66,11 @@ def masked(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
+def has_password(url: URL) -> bool:
+    """Whether the URL carries a password (in its user part or as ``?password=``)."""
+    return bool(url.password) or "password" in url.query
+
+
 def resolve(explicit: str | None) -> DatabaseTarget:
     """Pick the database by the documented precedence, starting the embedded one if needed."""
     if explicit:
@@ -136,6 +141,46 @@ def connect(
         engine.dispose()
         raise DatabaseUnavailable(f"cannot connect to {masked(url)}: {_reason(exc, url)}") from None
     return engine
+
+
+@dataclass(frozen=True, repr=False)
+class EngineSpec:
+    """What another process needs to connect as an engine of this one does (a Ray worker that
+    writes a shard): the URL, the schema and the timeouts.
+
+    Its repr and str mask the password, so logging it, or Ray showing it, gives nothing away;
+    the password itself travels only pickled, in the object that carries it.
+    """
+
+    url: URL
+    schema: str
+    timeouts: Timeouts
+
+    @classmethod
+    def of(cls, engine: Engine) -> "EngineSpec":
+        """The spec of ``engine`` (from :func:`connect`), with the timeouts its sessions have."""
+        translate = engine.get_execution_options().get("schema_translate_map") or {}
+        with engine.connect() as conn:
+            settings = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT name, setting::int FROM pg_settings"
+                        " WHERE name IN ('statement_timeout', 'lock_timeout')"
+                    )
+                ).all()
+            )
+        timeouts = Timeouts(settings["statement_timeout"] / 1000, settings["lock_timeout"] / 1000)
+        return cls(engine.url, translate.get(SCHEMA_PLACEHOLDER, SCHEMA_PLACEHOLDER), timeouts)
+
+    def connect(self, application_name: str) -> Engine:
+        return connect(
+            self.url, self.schema, application_name=application_name, timeouts=self.timeouts
+        )
+
+    def __repr__(self) -> str:
+        return f"EngineSpec({masked(self.url)}, schema={self.schema!r})"
+
+    __str__ = __repr__
 
 
 def failure(exc: sa.exc.DBAPIError | psycopg.Error, url: URL | None) -> RecsysError:

@@ -6,6 +6,11 @@ replaced version's partitions first) and flips the registry row to ``published``
 transaction commits nothing of the version is visible; if the process dies at any point before,
 PostgreSQL rolls all of it back and leaves no tables behind.
 
+One output can instead be :func:`prepared`: its table created and committed beforehand, so that
+other sessions (Ray workers, each writing a shard) can fill it, and adopted by the publishing
+transaction. Unattached, it is invisible through the output table and the views; a run that
+fails drops it, and one killed outright leaves it to the next run of the version, or ``prune``.
+
 ATTACH alone takes only SHARE UPDATE EXCLUSIVE on the output tables, which lets readers through:
 a reader could plan its query before the commit (no partition for the version yet) and take its
 snapshot after it (the registry says published), and read the version as published and empty.
@@ -15,10 +20,12 @@ anyway; see :func:`_lock_outputs` for how it is taken without deadlocking reader
 open transaction on an output table delays a publish by its length, up to ``lock_timeout``.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
+import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
@@ -43,7 +50,8 @@ class RunTables:
 
     :meth:`open` creates an output's table (announcing ``write:<table>`` to fault injection
     first) and returns its name; rows go in by COPY, binary for the large outputs. The version
-    column is filled by a column default, so writers send only the other columns.
+    column is filled by a column default, so writers send only the other columns. :meth:`adopt`
+    takes in a table :func:`prepared` and filled beforehand instead.
     """
 
     def __init__(self, conn: sa.Connection, claim: registry.Claim) -> None:
@@ -57,6 +65,11 @@ class RunTables:
     def open(self, table: sa.Table) -> sql.Identifier:
         checkpoint(f"write:{table.name}")
         self.conn.execute(sa.schema.CreateTable(_partition_table(table, self.claim)))
+        self.opened.append(table)
+        return self.name(table)
+
+    def adopt(self, table: sa.Table) -> sql.Identifier:
+        """Publish ``table``'s run table made by :func:`prepared` (filled by other sessions)."""
         self.opened.append(table)
         return self.name(table)
 
@@ -119,6 +132,57 @@ def publish(
             then(conn)
         checkpoint("publish:commit")
     checkpoint("publish:after")
+
+
+@contextmanager
+def prepared(engine: sa.Engine, claim: registry.Claim, table: sa.Table) -> Iterator[sql.Identifier]:
+    """``table``'s run table, created and committed now so that other sessions can write into
+    it before the publish adopts it (:meth:`RunTables.adopt`); yields its name.
+
+    The tables of ``table`` that earlier runs of the version left unattached (killed outright
+    after preparing theirs) are dropped first: holding the version, this run knows none of them
+    is live. If the block fails, the run's table is dropped unless it was attached (a failure
+    after the publish committed leaves the version as readers see it). Either drop is best
+    effort: without the database, ``prune`` drops such tables later (runs not live).
+    """
+    runs = schema.version_runs
+    with engine.connect() as conn:
+        earlier = conn.execute(
+            sa.select(runs.c.run_id).where(
+                runs.c.version == claim.version, runs.c.run_id != claim.run_id
+            )
+        ).scalars()
+        left = [partition_name(table, run_id) for run_id in earlier]
+    _drop_unattached(engine, left)
+    with engine.begin() as conn:
+        conn.execute(sa.schema.CreateTable(_partition_table(table, claim)))
+        name = RunTables(conn, claim).name(table)
+    try:
+        yield name
+    except BaseException:
+        _drop_unattached(engine, [partition_name(table, claim.run_id)])
+        raise
+
+
+def _drop_unattached(engine: sa.Engine, names: Sequence[str]) -> None:
+    """Drop those of ``names`` that exist in the schema as tables not attached as partitions."""
+    try:
+        with engine.begin() as conn:
+            namespace = schema_of(conn)
+            unattached = conn.execute(
+                sa.text(
+                    "SELECT c.relname FROM pg_class c"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = :schema AND c.relname = ANY(:names)"
+                    " AND c.relkind = 'r' AND NOT c.relispartition"
+                ),
+                {"schema": namespace, "names": list(names)},
+            ).scalars()
+            cursor = driver_connection(conn).cursor()
+            for name in list(unattached):
+                cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(namespace, name)))
+    except (sa.exc.DBAPIError, psycopg.Error):
+        pass  # the database is gone or a lock wait timed out: prune drops them later
 
 
 def _partition_table(table: sa.Table, claim: registry.Claim) -> sa.Table:

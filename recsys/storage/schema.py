@@ -220,6 +220,35 @@ OUTPUT_TABLES = (
     recommendations,
 )
 
+#: One row per shard of a run's recommendations that a Ray worker committed (``run --ray``),
+#: inserted in the transaction that writes the shard's rows: a retried shard that finds its row
+#: writes nothing, and the publish checks every shard is here (recsys/storage/shard_ledger.py).
+recommendation_shards = sa.Table(
+    "recommendation_shards",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.BigInteger,
+        sa.ForeignKey(
+            f"{SCHEMA_PLACEHOLDER}.version_runs.run_id",
+            name="recommendation_shards_run_fk",
+            ondelete="CASCADE",
+        ),
+        primary_key=True,
+    ),
+    sa.Column("shard", sa.Integer, primary_key=True),
+    sa.Column("user_count", sa.Integer, nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("users_without", sa.Integer, nullable=False),
+    sa.Column("users_fewer_than_k", sa.Integer, nullable=False),
+    # The worker that wrote it, for whoever reads a run's shards afterwards.
+    sa.Column("host", sa.Text),
+    sa.Column("pid", sa.Integer),
+    sa.Column(
+        "written_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
 version_aliases = sa.Table(
     "version_aliases",
     metadata,
