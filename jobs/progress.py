@@ -42,3 +42,21 @@ def epoch_bars() -> Callable[[int, int], None]:
             bar = None
 
     return on_step
+
+
+def count_bar(description: str, unit: str) -> Callable[[int, int], None]:
+    """An ``on_progress(done, total)`` callback: one bar (count, rate, time left), shown on a
+    terminal once the work has run two seconds and gone when it is done."""
+    bar: tqdm | None = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(
+                total=total, desc=description, unit=unit, delay=2.0, disable=None, leave=False
+            )
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return on_progress

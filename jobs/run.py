@@ -4,6 +4,8 @@ import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,13 +20,15 @@ from recsys.model.settings import TrainConfig
 from recsys.promotion import Gate, Judging
 from recsys.run_config import SPLITS, RunConfig
 from recsys.storage.aliases import DEFAULT_ALIAS
+from recsys.storage.database import has_password, parse_url
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import emit_json, json_option
-from recsys_jobs.progress import epoch_bars
+from recsys_jobs.progress import count_bar, epoch_bars
 from recsys_jobs.prune import prune_after_publish
 
 if TYPE_CHECKING:
     from recsys.pipeline import RunResult
+    from recsys.scale_out.sharded_scoring import RayScoring
 
 _TRAIN = TrainConfig()  # the defaults every option below shows
 _RUN = RunConfig()
@@ -294,6 +298,33 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     metavar="METRIC@K[:TOLERANCE]",
     help="Promote only when METRIC@K beats the champion's, less TOLERANCE (e.g. ndcg@10).",
 )
+@click.option(
+    "--ray",
+    metavar="ADDRESS",
+    envvar="RECSYS_RAY_ADDRESS",
+    help="Score and write the recommendations in shards on this Ray cluster (auto, host:6379, "
+    "ray://host:10001; local: start one on this machine's cores). Needs "
+    "pip install 'recsys[ray]'.  [default: $RECSYS_RAY_ADDRESS, else this process]",
+)
+@click.option(
+    "--ray-workers",
+    type=click.IntRange(min=1),
+    help="Ray workers scoring shards.  [default: as many as the cluster's CPUs hold]",
+)
+@click.option(
+    "--ray-worker-cpus",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="CPUs each Ray worker reserves (and scores with).",
+)
+@click.option(
+    "--ray-worker-gpus",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="GPUs each Ray worker reserves (0.5: two share one); 0 scores on CPUs.",
+)
 @json_option
 @pass_job
 def run(
@@ -306,6 +337,10 @@ def run(
     if_better: str | None,
     as_json: bool,
     keep: int | None,
+    ray: str | None,
+    ray_workers: int | None,
+    ray_worker_cpus: int,
+    ray_worker_gpus: float,
     **options: object,
 ) -> None:
     """Train LightGCN, evaluate it against popularity, and publish MODEL_VERSION.
@@ -321,15 +356,19 @@ def run(
         )
     _refuse_ignored_options(ctx, config)
     judging = _judging(compare_with, promote, if_better)
-    result = run_version(
-        job.engine(),
-        model_version,
-        config,
-        replace=replace,
-        memory_limit=memory_limit,
-        judging=judging,
-        as_json=as_json,
-    )
+    scale_out = _scale_out(ctx, job, ray, ray_workers, ray_worker_cpus, ray_worker_gpus)
+    engine = job.engine()
+    with _ray_joined(ray):
+        result = run_version(
+            engine,
+            model_version,
+            config,
+            replace=replace,
+            memory_limit=memory_limit,
+            judging=judging,
+            as_json=as_json,
+            scale_out=scale_out,
+        )
     if keep is not None:
         prune_after_publish(job, model_version, keep)
     if result.promotion is not None and not result.promotion.promoted:
@@ -349,6 +388,60 @@ def _judging(compare_with: str | None, promote: str | None, if_better: str | Non
     return Judging(compare_with or default, required=compare_with is not None, gate=gate)
 
 
+def _scale_out(
+    ctx: click.Context,
+    job: JobContext,
+    address: str | None,
+    workers: int | None,
+    cpus: int,
+    gpus: float,
+) -> "RayScoring | None":
+    """The Ray settings of ``--ray``, refused (exit 2, before anything else) when the ray
+    package is missing, when a --ray-* option is given without --ray, or when --database-url
+    holds a password: Ray records the driver's command line as its job's entrypoint, which its
+    dashboard and state API show to whoever reaches the cluster."""
+    if address is not None and job.database_url and has_password(parse_url(job.database_url)):
+        raise InvalidInput(
+            "--ray with a password in --database-url: Ray records this command line on the "
+            "cluster (the job's entrypoint, on its dashboard). Give the URL in "
+            "RECSYS_DATABASE_URL, or the password in ~/.pgpass or PGPASSWORD, instead"
+        )
+    if address is None:
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in ("ray_workers", "ray_worker_cpus", "ray_worker_gpus")
+            if ctx.get_parameter_source(name) in _GIVEN
+        ]
+        if given:
+            raise InvalidInput(f"invalid run options: {', '.join(given)} need --ray ADDRESS")
+        return None
+    from recsys.scale_out.ray_cluster import import_ray
+
+    import_ray()
+    from recsys.scale_out.sharded_scoring import RayScoring
+
+    return RayScoring(
+        workers=workers,
+        worker_cpus=cpus,
+        worker_gpus=gpus,
+        on_shard=count_bar("recommendation shards", "shards"),
+    )
+
+
+@contextmanager
+def _ray_joined(address: str | None) -> Iterator[None]:
+    """Ray joined (or started) for the run when ``--ray`` is given, saying which (on stderr,
+    as the database is)."""
+    if address is None:
+        yield
+        return
+    from recsys.scale_out.ray_cluster import joined
+
+    with joined(address) as cluster:
+        click.echo(f"ray: {cluster}", err=True)
+        yield
+
+
 def run_version(
     engine: sa.Engine,
     version: str,
@@ -358,6 +451,7 @@ def run_version(
     memory_limit: int | None = None,
     judging: Judging = Judging(),  # noqa: B008 - frozen, safe to share
     as_json: bool = False,
+    scale_out: "RayScoring | None" = None,
 ) -> "RunResult":
     """Run the pipeline for ``version``, printing its progress and summary (with ``as_json``,
     progress goes to stderr and the summary to stdout as JSON)."""
@@ -378,6 +472,7 @@ def run_version(
         on_step=epoch_bars(),
         memory_limit=memory_limit,
         judging=judging,
+        scale_out=scale_out,
     )
     if as_json:
         emit_json(_summary_record(result))

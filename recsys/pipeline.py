@@ -5,15 +5,17 @@ included; the version is locked first (so a second run of the same name stops at
 recorded as running only once the data has been read, split and checked; a failure after that
 marks the version failed (or, for a replacement, leaves the published one untouched) and
 publishes nothing. Every output is streamed into the run's own tables and attached, with the
-registry flip, in one transaction (recsys/storage/publish.py).
+registry flip, in one transaction (recsys/storage/publish.py); with ``scale_out``, the
+recommendations are first written in shards by Ray workers (recsys/scale_out/), into a table that
+transaction adopts.
 """
 
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +39,9 @@ from recsys.provenance import code_version
 from recsys.run_config import RunConfig
 from recsys.storage import aliases, registry, schema
 from recsys.storage.publish import RunTables, publish
+
+if TYPE_CHECKING:
+    from recsys.scale_out.sharded_scoring import RayScoring
 
 
 @dataclass
@@ -64,13 +69,15 @@ def run(
     on_step: StepProgress | None = None,
     memory_limit: int | None = None,
     judging: Judging = Judging(),  # noqa: B008 - frozen, safe to share
+    scale_out: "RayScoring | None" = None,
 ) -> RunResult:
     """Train, evaluate, score and publish ``version``; raises on failure (after recording it).
 
     ``report`` receives the run's lines (data, epochs, notes); ``on_step(done, total)`` each
     training step within its epoch, for a progress bar. ``memory_limit`` (bytes) replaces the
     memory available as what the run's estimate must fit in. ``judging`` names the champion
-    scored beside the model and the gate that may promote the new version.
+    scored beside the model and the gate that may promote the new version. ``scale_out`` scores
+    and writes the recommendations on the Ray cluster this process has joined.
     """
     config.check()
     if judging.gate is not None:
@@ -111,6 +118,7 @@ def run(
                 on_step,
                 judging,
                 earlier,
+                scale_out,
             )
         except BaseException as exc:
             registry.mark_failed(engine, claim, _describe(exc))
@@ -132,6 +140,7 @@ def _train_and_publish(
     on_step: StepProgress | None,
     judging: Judging,
     earlier: Earlier,
+    scale_out: "RayScoring | None",
 ) -> RunResult:
     _report_data(stats, config, report)
     initial = earlier.warm.state if earlier.warm is not None else None
@@ -183,8 +192,7 @@ def _train_and_publish(
             outputs.write_similar_items(
                 tables, recommender.item_ids, recommender.item_emb, config.similar_k
             )
-        with timer("score"):
-            short = outputs.write_recommendations(tables, recommender)
+        short = write_lists(tables)
         stats.update(_short_lists(short, config.top_k, report))
         stats["peak_memory_mib"] = memory.peak_rss_bytes() >> 20
         written["at"] = time.perf_counter()
@@ -200,7 +208,9 @@ def _train_and_publish(
             written["decision"] = promotion.carry_out(conn, claim.version, decision, earlier.holder)
 
     pins = decision is not None and decision.promoted and decision.alias == aliases.DEFAULT_ALIAS
-    publish(engine, claim, write_outputs, promote, aliases.PRODUCTION_VIEWS if pins else ())
+    lists = _recommendations(engine, claim, recommender, scale_out, timer, stats, report)
+    with lists as write_lists:
+        publish(engine, claim, write_outputs, promote, aliases.PRODUCTION_VIEWS if pins else ())
     # The attach and the registry flip, timed from the end of the writes to the commit.
     timer.seconds["publish"] = round(time.perf_counter() - written["at"], 3)
     registry.record_phase(engine, claim.version, "publish", timer.seconds["publish"])
@@ -213,6 +223,34 @@ def _train_and_publish(
         timer.seconds,
         written.get("decision"),
     )
+
+
+@contextmanager
+def _recommendations(
+    engine: sa.Engine,
+    claim: registry.Claim,
+    recommender: outputs.Recommender,
+    scale_out: "RayScoring | None",
+    timer: "_PhaseTimer",
+    stats: dict[str, Any],
+    report: Report,
+) -> Iterator[Callable[[RunTables], outputs.ShortLists]]:
+    """How the lists reach the publish: scored and written by this process inside the
+    publishing transaction; or, with ``scale_out``, beforehand, by Ray workers committing a
+    shard each into a table that transaction adopts (and that a failure drops)."""
+    if scale_out is None:
+
+        def write_here(tables: RunTables) -> outputs.ShortLists:
+            with timer("score"):
+                return outputs.write_recommendations(tables, recommender)
+
+        yield write_here
+        return
+    with ExitStack() as stack:
+        with timer("score"):
+            sharded = stack.enter_context(scale_out.written(engine, claim, recommender, report))
+        stats.update(sharded.stats)
+        yield sharded.adopt
 
 
 def _refit(

@@ -1,0 +1,63 @@
+"""A Ray worker's side of ``run --ray``: shards of users scored and written, each exactly once.
+
+A :class:`ShardWriter` lives in a Ray actor (see :mod:`recsys.scale_out.sharded_scoring`; this
+module does not import Ray). It holds the item side of the run's recommender and a database
+connection of its own, and writes each shard in one transaction: the shard's ledger row first
+(:func:`recsys.storage.shard_ledger.take`: a shard committed by an earlier attempt is reported,
+not written again), then its rows by binary COPY into the run's recommendations table, then
+the counts. The lists are :meth:`recsys.outputs.Recommender.chunks`' own, so they are the
+ones the local path writes.
+
+Fault points: ``rows:recommendations`` after each chunk of rows goes out (before the commit),
+``shard:committed`` after the commit, before the result is reported.
+"""
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from recsys.faults import checkpoint
+from recsys.model.lightgcn import configure_threads
+from recsys.outputs import Recommender, UserRows, copy_recommendations
+from recsys.storage import shard_ledger
+from recsys.storage.database import EngineSpec
+
+#: How a worker's sessions show in ``pg_stat_activity``.
+APPLICATION_NAME = "recsys-shard"
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    entry: shard_ledger.Entry
+    #: False when an earlier attempt had committed the shard and this one wrote nothing.
+    written: bool
+
+
+class ShardWriter:
+    """Writes shards of one run's recommendations into ``table``, each in its own transaction."""
+
+    def __init__(
+        self,
+        database: EngineSpec,
+        catalogue: Recommender,
+        run_id: int,
+        table: sql.Identifier,
+        threads: int,
+    ) -> None:
+        configure_threads(threads)  # the CPUs Ray reserved for this worker, not the node's
+        self.engine = database.connect(APPLICATION_NAME)
+        self.catalogue, self.run_id, self.table = catalogue, run_id, table
+
+    def write(self, shard: int, users: UserRows) -> ShardResult:
+        """Score ``users`` and write their lists as shard ``shard``, unless it was written."""
+        user_count = len(users.user_ids)
+        with self.engine.begin() as conn:
+            earlier = shard_ledger.take(conn, self.run_id, shard, user_count)
+            if earlier is not None:
+                return ShardResult(earlier, written=False)
+            recommender = self.catalogue.with_users(users)
+            rows, short = copy_recommendations(conn, self.table, recommender)
+            entry = shard_ledger.Entry(shard, user_count, rows, short.without, short.fewer_than_k)
+            shard_ledger.complete(conn, self.run_id, entry)
+        checkpoint("shard:committed")
+        return ShardResult(entry, written=True)

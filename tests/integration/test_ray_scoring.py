@@ -1,0 +1,319 @@
+"""``run --ray``: recommendations scored and written in shards by Ray workers, on a local Ray of
+2 CPUs against the real PostgreSQL.
+
+The same lists as the local path, to the bit of every score; a worker killed mid-shard, or after
+its shard committed, and the version still has every row once; a shard failing for good fails
+the run and leaves nothing; a driver killed outright leaves a table that ``prune`` drops; and the
+database password, which every run here carries, appears nowhere in Ray's files or state.
+
+One Ray serves the module (starting it takes seconds); the runs share one ingested schema and
+each writes versions of its own name. Without the ray package the module is skipped, or fails
+where ``CI`` is set.
+"""
+
+import dataclasses
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy.engine import URL
+
+from recsys import faults
+from recsys.errors import RecsysError
+from recsys.outputs import Recommender, ShortLists
+from recsys.pipeline import run
+from recsys.storage import registry, schema
+from recsys.storage.bulk import driver_connection, schema_of
+from recsys.storage.publish import partition_name
+from tests.conftest import in_ci
+from tests.integration._hardening_runs import assert_nothing_visible, launch, visible
+from tests.integration._published_versions import cli
+from tests.integration._run_data import (
+    FAST_OPTIONS,
+    N_USERS,
+    fast_config,
+    populated_schema,
+    quiet,
+    run_rows,
+    stray_tables,
+    version_row,
+    wait_until_not_live,
+)
+
+try:
+    import ray
+    from ray.util import state
+except ImportError:
+    if in_ci():
+        pytest.fail("the ray package is missing; CI installs it with '.[test]'", pytrace=False)
+    pytest.skip("ray is not installed (pip install 'recsys[ray]')", allow_module_level=True)
+
+from recsys.scale_out.sharded_scoring import RayScoring  # imports ray
+
+#: In every database URL of this module. Trust authentication ignores it, so the runs work; it
+#: must appear nowhere in Ray's files or state.
+SECRET = "S3cretXYZ"
+SEED = 5
+#: Two workers; shards small enough that the fallback users get shards of their own.
+SCORING = RayScoring(workers=2, users_per_shard=8)
+
+
+@dataclasses.dataclass
+class Cluster:
+    engine: sa.Engine
+    schema: str
+    url: URL
+    #: Ray's root folder for this module: every file of its session is under it.
+    ray_dir: Path
+    address: str
+
+
+@pytest.fixture(scope="module")
+def cluster(database_url: URL) -> Iterator[Cluster]:
+    """A local Ray of 2 CPUs; the synthetic ratings behind a URL with a password; and version
+    ``local``, published without Ray, with the seed every run here uses."""
+    # A short path: Ray's sockets live under it, and a socket's path has at most 107 bytes.
+    ray_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    ray.init(num_cpus=2, _temp_dir=str(ray_dir), include_dashboard=True)
+    url = database_url.set(password=SECRET)
+    try:
+        with populated_schema(url) as (engine, name):
+            run(engine, "local", fast_config(SEED), report=quiet)
+            yield Cluster(engine, name, url, ray_dir, ray.get_runtime_context().gcs_address)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(ray_dir, ignore_errors=True)
+
+
+def _lists(conn: sa.Connection, version: str) -> list[tuple]:
+    """Every recommendation row of a version, whole."""
+    recs = schema.recommendations
+    query = (
+        sa.select(recs.c.user_id, recs.c.rank, recs.c.movie_id, recs.c.score, recs.c.source)
+        .where(recs.c.version == version)
+        .order_by(recs.c.user_id, recs.c.rank)
+    )
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def _embeddings(conn: sa.Connection, version: str) -> list[tuple]:
+    rows: list[tuple] = []
+    for table in (schema.user_embeddings, schema.item_embeddings):
+        key = table.c.user_id if "user_id" in table.c else table.c.movie_id
+        query = sa.select(key, table.c.embedding).where(table.c.version == version).order_by(key)
+        rows += [tuple(row) for row in conn.execute(query)]
+    return rows
+
+
+def _ledger(conn: sa.Connection, run_id: int) -> list[tuple[int, int, int]]:
+    """(shard, users, rows) of each shard in the run's ledger."""
+    ledger = schema.recommendation_shards
+    query = (
+        sa.select(ledger.c.shard, ledger.c.user_count, ledger.c.row_count)
+        .where(ledger.c.run_id == run_id)
+        .order_by(ledger.c.shard)
+    )
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def _published_as_local(cluster: Cluster, version: str) -> sa.Row:
+    """The version is published with version ``local``'s embeddings and lists, row for row, and
+    its ledger counts every shard once; its registry row."""
+    with cluster.engine.connect() as conn:
+        row = version_row(conn, version)
+        assert row.status == "published", row.error
+        assert _embeddings(conn, version) == _embeddings(conn, "local")  # the same model
+        lists = _lists(conn, version)
+        assert lists == _lists(conn, "local")
+        ledger = _ledger(conn, row.run_id)
+    assert [shard for shard, _, _ in ledger] == list(range(row.data_stats["ray_shards"]))
+    assert sum(users for _, users, _ in ledger) == N_USERS
+    assert sum(rows for _, _, rows in ledger) == len(lists)
+    return row
+
+
+def test_ray_publishes_the_local_lists_to_the_bit(cluster: Cluster) -> None:
+    run(cluster.engine, "on-ray", fast_config(SEED), report=quiet, scale_out=SCORING)
+    row = _published_as_local(cluster, "on-ray")
+    stats = row.data_stats
+    assert (stats["ray_workers"], stats["ray_shards_found_written"]) == (2, 0)
+    assert stats["ray_shards"] == 2  # the model's users (one scoring chunk), the fallback users
+    with cluster.engine.connect() as conn:
+        local = version_row(conn, "local").data_stats
+    for key in ("users_without_recommendations", "users_with_fewer_than_k"):
+        assert stats[key] == local[key]
+
+
+def test_shards_cut_at_scoring_chunks_give_one_process_lists(engine: sa.Engine) -> None:
+    """Many shards of two scoring chunks each, integer embeddings (ties at every cut), rated
+    items excluded: the rows the workers commit are those ``chunks`` gives in this process."""
+    rng = np.random.default_rng(3)
+    n_users, n_items = 90, 40
+    recommender = Recommender(
+        user_ids=np.arange(1000, 1000 + n_users, dtype=np.int64),
+        item_ids=np.arange(500, 500 + n_items, dtype=np.int64),
+        user_emb=rng.integers(-2, 3, (n_users, 6)).astype(np.float32),
+        item_emb=rng.normal(size=(n_items, 6)).astype(np.float32),
+        popularity=rng.integers(0, 5, n_items).astype(np.float32),
+        trained=rng.random(n_users) < 0.8,
+        exclude=sp.csr_matrix(rng.random((n_users, n_items)) < 0.3),
+        k=7,
+        chunk_users=5,
+    )
+    expected, short = [], ShortLists()
+    for chunk in recommender.chunks():
+        users, rank, movie, score, source = chunk.columns
+        expected += zip(users.tolist(), rank.tolist(), movie.tolist(), score, strict=True)
+        short.add(chunk.lengths, recommender.k)
+    assert source == "fallback" and len(expected) > 0
+
+    claim = registry.acquire(engine, "shards", replace=False)
+    try:
+        registry.start(engine, claim, {})
+        scoring = dataclasses.replace(SCORING, users_per_shard=10)
+        written_on_ray = scoring.written(engine, claim, recommender, quiet)
+        with written_on_ray as lists, engine.connect() as conn:
+            table = sql.Identifier(
+                schema_of(conn), partition_name(schema.recommendations, claim.run_id)
+            )
+            cursor = driver_connection(conn).cursor()
+            written = cursor.execute(
+                sql.SQL("SELECT user_id, rank, movie_id, score FROM {}").format(table)
+            ).fetchall()
+            shards = _ledger(conn, claim.run_id)
+    finally:
+        claim.release()
+    # Compared as float32: a REAL arrives as the shortest decimal that reads back as it.
+    assert sorted((*row[:3], np.float32(row[3])) for row in written) == sorted(expected)
+    assert len(shards) == lists.stats["ray_shards"] == len(recommender.shards(10)) >= 9
+    assert lists.short == short
+
+
+def test_a_worker_killed_mid_shard_is_retried_and_every_row_written_once(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The first worker to send rows dies before its commit; Ray restarts it, the shard runs
+    again and commits; the fault fires once (the marker file), for the retry to get through."""
+    monkeypatch.setenv(faults.ENV, "rows:recommendations:kill")
+    monkeypatch.setenv(faults.ONCE_ENV, str(tmp_path / "fired"))
+    run(cluster.engine, "killed-mid-shard", fast_config(SEED), report=quiet, scale_out=SCORING)
+    assert (tmp_path / "fired").exists()
+    row = _published_as_local(cluster, "killed-mid-shard")
+    assert row.data_stats["ray_shards_found_written"] == 0
+
+
+def test_a_shard_retried_after_its_commit_writes_nothing_twice(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The worker dies between its commit and its report: the retry finds the ledger row."""
+    monkeypatch.setenv(faults.ENV, "shard:committed:kill")
+    monkeypatch.setenv(faults.ONCE_ENV, str(tmp_path / "fired"))
+    run(cluster.engine, "killed-after-commit", fast_config(SEED), report=quiet, scale_out=SCORING)
+    assert (tmp_path / "fired").exists()
+    row = _published_as_local(cluster, "killed-after-commit")
+    assert row.data_stats["ray_shards_found_written"] == 1
+
+
+def test_a_shard_failing_for_good_fails_the_run_and_leaves_nothing(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every attempt's worker dies mid-shard: after the retries the run fails, its table is
+    dropped, and nothing of the version is visible anywhere."""
+    monkeypatch.setenv(faults.ENV, "rows:recommendations:kill")
+    scoring = dataclasses.replace(SCORING, retries=1)
+    with pytest.raises(RecsysError, match=r"shard \d+ of \d+ failed after 1 retries"):
+        run(cluster.engine, "failing-shard", fast_config(SEED), report=quiet, scale_out=scoring)
+    with cluster.engine.connect() as conn:
+        row = version_row(conn, "failing-shard")
+        assert row.status == "failed" and "failed after 1 retries" in row.error
+        (attempt,) = run_rows(conn, "failing-shard")
+        assert attempt.status == "failed"
+        assert_nothing_visible(conn, "failing-shard", [attempt.run_id])
+
+
+def test_a_killed_driver_leaves_a_table_the_next_run_or_prune_drops(cluster: Cluster) -> None:
+    """``recsys-job run --ray ADDRESS`` joining this module's Ray, killed after the shards
+    committed and before the publish: the version is stale and its recommendations table stays,
+    unattached (invisible), for ``prune`` to drop; the next run of the version drops it."""
+    version = "driver-killed"
+    args = ["--schema", cluster.schema, "run", "--model-version", version, *FAST_OPTIONS]
+    options = ["--seed", str(SEED), "--ray", cluster.address, "--ray-workers", "2"]
+    # The URL in the environment: with --ray, a password on the command line is refused.
+    environment = {"RECSYS_DATABASE_URL": cluster.url.render_as_string(hide_password=False)}
+    job = launch([*args, *options], fault="publish:before:kill", env=environment)
+    result = job.finish()
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert wait_until_not_live(cluster.engine, version)
+    with cluster.engine.connect() as conn:
+        (attempt,) = run_rows(conn, version)
+        left = partition_name(schema.recommendations, attempt.run_id)
+        assert stray_tables(conn) == [left]
+        assert sum(rows for _, _, rows in _ledger(conn, attempt.run_id)) > 0
+
+        assert set(visible(conn, version).values()) == {0}
+
+    planned = cli(cluster.url, cluster.schema, "prune", "--keep", "100", "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    assert f"would drop stray tables: {left}" in planned.output
+
+    run(cluster.engine, version, fast_config(SEED), report=quiet, scale_out=SCORING)
+    _published_as_local(cluster, version)
+    with cluster.engine.connect() as conn:
+        assert stray_tables(conn) == []
+        abandoned, succeeded = run_rows(conn, version)
+    assert (abandoned.status, succeeded.status) == ("failed", "succeeded")
+    assert "abandoned" in abandoned.error
+
+
+def test_the_password_is_in_no_file_or_state_of_ray(cluster: Cluster) -> None:
+    """After every run above (failures and retries included), no file under Ray's folder (logs,
+    events, the dashboard's) and no actor, task, job or worker Ray lists holds the password.
+    A canary proves the search sees what a worker prints and what a task is named."""
+    canary = "CanaryQ7W"
+
+    @ray.remote
+    def chirp() -> None:
+        print(canary, flush=True)
+
+    ray.get(chirp.options(name=f"chirp-{canary}").remote())
+
+    def listed() -> str:
+        limit = {"limit": 10_000, "raise_on_missing_output": False}
+        return repr(
+            [
+                state.list_actors(detail=True, **limit),
+                state.list_tasks(detail=True, **limit),
+                state.list_jobs(),
+                state.list_workers(detail=True, **limit),
+            ]
+        )
+
+    def files_holding(text: str) -> list[Path]:
+        return [
+            path
+            for path in cluster.ray_dir.rglob("*")
+            if path.is_file() and not path.is_symlink() and text.encode() in path.read_bytes()
+        ]
+
+    assert cluster.url.password == SECRET
+    assert canary in listed()
+    assert _eventually(lambda: files_holding(canary))  # the worker's log is written shortly after
+    listing = listed()
+    at = listing.find(SECRET)
+    assert at < 0, f"the password is listed by Ray: …{listing[max(0, at - 300) : at + 50]}…"
+    assert files_holding(SECRET) == []
+
+
+def _eventually(found: Callable[[], list[Path]], timeout: float = 20.0) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while not (result := found()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return result
