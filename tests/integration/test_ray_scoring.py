@@ -33,9 +33,9 @@ from recsys.pipeline import run
 from recsys.storage import registry, schema
 from recsys.storage.bulk import driver_connection, schema_of
 from recsys.storage.publish import partition_name
-from tests.conftest import in_ci
 from tests.integration._hardening_runs import assert_nothing_visible, launch, visible
 from tests.integration._published_versions import cli
+from tests.integration._ray import SECRET, embeddings, files_holding, import_ray, whole_lists
 from tests.integration._run_data import (
     FAST_OPTIONS,
     N_USERS,
@@ -48,19 +48,12 @@ from tests.integration._run_data import (
     wait_until_not_live,
 )
 
-try:
-    import ray
-    from ray.util import state
-except ImportError:
-    if in_ci():
-        pytest.fail("the ray package is missing; CI installs it with '.[test]'", pytrace=False)
-    pytest.skip("ray is not installed (pip install 'recsys[ray]')", allow_module_level=True)
+ray = import_ray()
 
-from recsys.scale_out.sharded_scoring import RayScoring  # imports ray
+from ray.util import state  # noqa: E402 - after the check for ray
 
-#: In every database URL of this module. Trust authentication ignores it, so the runs work; it
-#: must appear nowhere in Ray's files or state.
-SECRET = "S3cretXYZ"
+from recsys.scale_out.sharded_scoring import RayScoring  # noqa: E402 - imports ray
+
 SEED = 5
 #: Two workers; shards small enough that the fallback users get shards of their own.
 SCORING = RayScoring(workers=2, users_per_shard=8)
@@ -93,26 +86,6 @@ def cluster(database_url: URL) -> Iterator[Cluster]:
         shutil.rmtree(ray_dir, ignore_errors=True)
 
 
-def _lists(conn: sa.Connection, version: str) -> list[tuple]:
-    """Every recommendation row of a version, whole."""
-    recs = schema.recommendations
-    query = (
-        sa.select(recs.c.user_id, recs.c.rank, recs.c.movie_id, recs.c.score, recs.c.source)
-        .where(recs.c.version == version)
-        .order_by(recs.c.user_id, recs.c.rank)
-    )
-    return [tuple(row) for row in conn.execute(query)]
-
-
-def _embeddings(conn: sa.Connection, version: str) -> list[tuple]:
-    rows: list[tuple] = []
-    for table in (schema.user_embeddings, schema.item_embeddings):
-        key = table.c.user_id if "user_id" in table.c else table.c.movie_id
-        query = sa.select(key, table.c.embedding).where(table.c.version == version).order_by(key)
-        rows += [tuple(row) for row in conn.execute(query)]
-    return rows
-
-
 def _ledger(conn: sa.Connection, run_id: int) -> list[tuple[int, int, int]]:
     """(shard, users, rows) of each shard in the run's ledger."""
     ledger = schema.recommendation_shards
@@ -130,9 +103,9 @@ def _published_as_local(cluster: Cluster, version: str) -> sa.Row:
     with cluster.engine.connect() as conn:
         row = version_row(conn, version)
         assert row.status == "published", row.error
-        assert _embeddings(conn, version) == _embeddings(conn, "local")  # the same model
-        lists = _lists(conn, version)
-        assert lists == _lists(conn, "local")
+        assert embeddings(conn, version) == embeddings(conn, "local")  # the same model
+        lists = whole_lists(conn, version)
+        assert lists == whole_lists(conn, "local")
         ledger = _ledger(conn, row.run_id)
     assert [shard for shard, _, _ in ledger] == list(range(row.data_stats["ray_shards"]))
     assert sum(users for _, users, _ in ledger) == N_USERS
@@ -296,20 +269,15 @@ def test_the_password_is_in_no_file_or_state_of_ray(cluster: Cluster) -> None:
             ]
         )
 
-    def files_holding(text: str) -> list[Path]:
-        return [
-            path
-            for path in cluster.ray_dir.rglob("*")
-            if path.is_file() and not path.is_symlink() and text.encode() in path.read_bytes()
-        ]
-
     assert cluster.url.password == SECRET
     assert canary in listed()
-    assert _eventually(lambda: files_holding(canary))  # the worker's log is written shortly after
+    assert _eventually(
+        lambda: files_holding(cluster.ray_dir, canary)
+    )  # the worker's log is written shortly after
     listing = listed()
     at = listing.find(SECRET)
     assert at < 0, f"the password is listed by Ray: …{listing[max(0, at - 300) : at + 50]}…"
-    assert files_holding(SECRET) == []
+    assert files_holding(cluster.ray_dir, SECRET) == []
 
 
 def _eventually(found: Callable[[], list[Path]], timeout: float = 20.0) -> list[Path]:
