@@ -304,7 +304,7 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     envvar="RECSYS_RAY_ADDRESS",
     help="Score and write the recommendations in shards on this Ray cluster (auto, host:6379, "
     "ray://host:10001; local: start one on this machine's cores). Needs "
-    "pip install 'recsys[ray]'.  [default: $RECSYS_RAY_ADDRESS, else this process]",
+    "pip install 'recsys[ray]'.  [default: $RECSYS_RAY_ADDRESS, else none: this process scores]",
 )
 @click.option(
     "--ray-workers",

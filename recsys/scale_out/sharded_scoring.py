@@ -155,11 +155,15 @@ class RayScoring:
         return max(1, fit)
 
     def _worker_environment(self) -> dict[str, str]:
-        """What a worker needs in its environment: quiet TensorFlow, this run's fault
-        injection (tests), and GPU memory taken as needed where workers may share a GPU."""
+        """What a worker needs in its environment: quiet TensorFlow; this run's fault injection
+        (tests); GPU memory taken as needed where workers may share a GPU, and no GPU at all
+        for a worker that reserves none (Ray leaves it seeing every GPU of its node, and
+        TensorFlow would take their memory in every such worker)."""
         environment = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         if self.worker_gpus:
             environment["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+        else:
+            environment["CUDA_VISIBLE_DEVICES"] = ""
         return environment | faults.environment()
 
     def _dispatch(
@@ -211,5 +215,8 @@ def _cause(ray: ModuleType, exc: Exception) -> str:
     if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
         return f"{type(exc.cause).__name__}: {str(exc.cause).splitlines()[0]}"
     if isinstance(exc, ray.exceptions.RayActorError):
+        message = str(exc).strip()
+        if "creation task" in message:  # the worker's constructor raised: not retried
+            return f"its worker could not start: {message.splitlines()[-1]}"
         return "its worker died on every attempt"
     return type(exc).__name__
