@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -55,6 +56,7 @@ from ray.util import state  # noqa: E402 - after the check for ray
 from recsys.scale_out.sharded_scoring import RayScoring  # noqa: E402 - imports ray
 
 SEED = 5
+Found = TypeVar("Found")
 #: Two workers; shards small enough that the fallback users get shards of their own.
 SCORING = RayScoring(workers=2, users_per_shard=8)
 
@@ -259,8 +261,9 @@ def test_the_password_is_in_no_file_or_state_of_ray(cluster: Cluster) -> None:
     ray.get(chirp.options(name=f"chirp-{canary}").remote())
 
     def listed() -> str:
+        """What Ray's state API lists, once it lists the canary's task."""
         limit = {"limit": 10_000, "raise_on_missing_output": False}
-        return repr(
+        listing = repr(
             [
                 state.list_actors(detail=True, **limit),
                 state.list_tasks(detail=True, **limit),
@@ -268,19 +271,20 @@ def test_the_password_is_in_no_file_or_state_of_ray(cluster: Cluster) -> None:
                 state.list_workers(detail=True, **limit),
             ]
         )
+        return listing if canary in listing else ""
 
     assert cluster.url.password == SECRET
-    assert canary in listed()
-    assert _eventually(
-        lambda: files_holding(cluster.ray_dir, canary)
-    )  # the worker's log is written shortly after
-    listing = listed()
+    # Ray reports a task to its state, and a worker's output to its log, a moment later.
+    listing = _eventually(listed)
+    assert listing, "the canary's task never showed in Ray's state"
+    assert _eventually(lambda: files_holding(cluster.ray_dir, canary))
     at = listing.find(SECRET)
     assert at < 0, f"the password is listed by Ray: …{listing[max(0, at - 300) : at + 50]}…"
     assert files_holding(cluster.ray_dir, SECRET) == []
 
 
-def _eventually(found: Callable[[], list[Path]], timeout: float = 20.0) -> list[Path]:
+def _eventually(found: Callable[[], Found], timeout: float = 30.0) -> Found:
+    """``found()`` once it is truthy, or its last value after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not (result := found()) and time.monotonic() < deadline:
         time.sleep(0.5)
