@@ -211,6 +211,11 @@ def test_the_airflow_task_retries_only_transient_failures(
     assert sleeps == ["600"] * (attempts - 1)
 
 
+def test_the_airflow_task_skips_a_version_published_but_not_promoted(tmp_path: Path) -> None:
+    status, calls, sleeps = _task(tmp_path, [errors.PUBLISHED_NOT_PROMOTED])
+    assert (status, len(calls), sleeps) == (99, 1, [])
+
+
 def test_the_airflow_task_succeeds_once_a_retry_publishes(tmp_path: Path) -> None:
     codes = [errors.DatabaseUnavailable.exit_code, errors.ConnectionLost.exit_code, 0]
     status, calls, sleeps = _task(tmp_path, codes)

@@ -45,3 +45,19 @@ def test_missing_data_fails_in_ci_with_the_reason(
     outcome = _outcome(missing)
     assert type(outcome) is pytest.fail.Exception
     assert str(missing) in str(outcome) and "CI must provide it" in str(outcome)
+
+
+def test_the_ml100k_fixture_follows_the_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """The fixture real-data tests take goes through the rule, not a skip of its own."""
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("RECSYS_ML100K", str(tmp_path / "absent"))
+    try:
+        request.getfixturevalue("ml100k")
+    except BaseException as exc:
+        outcome: BaseException | None = exc
+    else:
+        outcome = None
+    assert type(outcome) is pytest.fail.Exception
+    assert "RECSYS_ML100K" in str(outcome)
