@@ -9,7 +9,10 @@ before. Each night trains on the same split, with the same settings:
   model: the chain a nightly ``run --warm-start production`` makes), matched by user and movie id
   with the product's ``carry``; users and movies new since start at random;
 - short: warm-started the same way with a third of the epochs (its learning rate decays over
-  those; ``--short-learning-rate`` sets another initial rate): what a scheduler would run.
+  those): what a scheduler would run.
+
+``--warm-learning-rate`` sets the initial learning rate of both warm-started runs (default: the
+cold run's), ``--short-learning-rate`` that of the short run alone.
 
 The previous night trained on ratings before its own cut-off, one day earlier than tonight's, so
 the warm start is fair by the product's rule (``lineage.unfair_reason``, checked each night).
@@ -20,7 +23,7 @@ the seeds (the first epoch at which the mean warm curve reaches the mean cold ru
 NDCG@k), how many single runs got there within a third of the epochs, and the mean curves.
 
     python bench/nightly.py [PATH] [--nights 3] [--test-days 14] [--epochs 40] [--k 10]
-        [--seeds 1 2] [--short-learning-rate LR]
+        [--seeds 1 2] [--warm-learning-rate LR] [--short-learning-rate LR]
 """
 
 import argparse
@@ -84,6 +87,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=RunConfig().train.max_epochs)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--warm-learning-rate", type=float, help="of both warm-started runs")
     parser.add_argument("--short-learning-rate", type=float, help="of the short warm run")
     args = parser.parse_args()
     configure_threads()
@@ -93,11 +97,13 @@ def main() -> None:
     last_day = np.floor(ratings["ts"].max() / DAY) * DAY + DAY  # the end of the last day
     ends = [last_day - (args.nights - night) * DAY for night in range(args.nights + 1)]
     base = dataclasses.replace(RunConfig().train, max_epochs=args.epochs)
-    short_rate = args.short_learning_rate or base.learning_rate
+    warm_rate = args.warm_learning_rate or base.learning_rate
+    short_rate = args.short_learning_rate or warm_rate
     print(
         f"{args.path}: {len(ratings):,} ratings; {args.nights + 1} nights a day apart, each "
         f"testing on its last {args.test_days:g} days; {args.epochs} epochs (short: "
-        f"{max(1, args.epochs // 3)} at learning rate {short_rate:g}); seeds {args.seeds}"
+        f"{max(1, args.epochs // 3)}); learning rate cold {base.learning_rate:g}, warm "
+        f"{warm_rate:g}, short {short_rate:g}; seeds {args.seeds}"
     )
     print(f"load average before: {_load()}")
     started = time.perf_counter()
@@ -134,11 +140,14 @@ def _chain(
             carry(snapshot.user_ids, [(previous.user_ids, previous.users)]),
             carry(snapshot.item_ids, [(previous.item_ids, previous.items)]),
         )
-        warm, model = _fit(snapshot, parts, config, initial, args.k)
+        warm_rate = args.warm_learning_rate or train.learning_rate
+        warm_train = dataclasses.replace(train, learning_rate=warm_rate)
+        warm_config = dataclasses.replace(config, train=warm_train)
+        warm, model = _fit(snapshot, parts, warm_config, initial, args.k)
         third = dataclasses.replace(
-            train,
+            warm_train,
             max_epochs=max(1, args.epochs // 3),
-            learning_rate=args.short_learning_rate or train.learning_rate,
+            learning_rate=args.short_learning_rate or warm_rate,
         )
         short, _ = _fit(snapshot, parts, dataclasses.replace(config, train=third), initial, args.k)
         evaluated = (len(parts.evaluated), len(np.unique(snapshot.user[parts.evaluated])))
