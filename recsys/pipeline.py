@@ -147,10 +147,9 @@ def _train_and_publish(
     trained = _train(snapshot, parts, config, stats, timer, report, on_step, initial)
     champion = earlier.champion
     with timer("evaluate"):
+        user_emb, item_emb = trained.model.embeddings()
         rival = champion.embeddings if champion is not None else None
-        evaluation = evaluate_holdout(
-            *trained.model.embeddings(), snapshot, parts, config.eval_ks, rival
-        )
+        evaluation = evaluate_holdout(user_emb, item_emb, snapshot, parts, config.eval_ks, rival)
     decision = None
     if judging.gate is not None:
         version, skipped = (champion.version, champion.skipped) if champion else (None, None)
@@ -158,12 +157,13 @@ def _train_and_publish(
     history, best_epoch, model = trained.history, trained.best_epoch, trained.model
     learnt_from = parts
     if config.refit:
-        del trained, model  # the held-out model is evaluated: free it before the refit
+        # The held-out model is evaluated: free it before the refit, and publish the refit's.
+        del trained, model, user_emb, item_emb
         learnt_from = whole(snapshot)
         with timer("refit"):
             model = _refit(snapshot, config, best_epoch, stats, report, on_step, initial)
+        user_emb, item_emb = model.embeddings()
     stats.update(lineage.learnt_from(snapshot.timestamp[learnt_from.train]))
-    user_emb, item_emb = model.embeddings()
     layer0 = model.users.numpy(), model.items.numpy()
     del model
     recommender = _recommender(snapshot, learnt_from, user_emb, item_emb, config.top_k)
