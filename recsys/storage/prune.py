@@ -20,7 +20,7 @@ from psycopg import sql
 from recsys.errors import VersionConflict
 from recsys.storage import registry, schema
 from recsys.storage.bulk import driver_connection, schema_of
-from recsys.storage.publish import drop_version_outputs
+from recsys.storage.publish import drop_version_outputs, unattached_tables
 from recsys.storage.status import RunStatus, VersionStatus
 from recsys.storage.versions import list_versions
 
@@ -147,16 +147,9 @@ def _aliased(conn: sa.Connection) -> dict[str, str]:
 
 def _stray_tables(conn: sa.Connection) -> list[str]:
     """``<output>_r<run_id>`` tables that are not attached and whose run is not live."""
-    candidates = conn.execute(
-        sa.text(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = :schema AND c.relkind = 'r' AND NOT c.relispartition"
-        ),
-        {"schema": schema_of(conn)},
-    ).scalars()
     runs = schema.version_runs
     stray = []
-    for name in sorted(candidates):
+    for name in sorted(unattached_tables(conn)):
         match = _RUN_TABLE.match(name)
         if not match:
             continue

@@ -164,22 +164,27 @@ def prepared(engine: sa.Engine, claim: registry.Claim, table: sa.Table) -> Itera
         raise
 
 
+def unattached_tables(conn: sa.Connection) -> list[str]:
+    """Plain tables of the schema that are not attached as partitions (run tables not yet
+    published, among others), by name."""
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = :schema AND c.relkind = 'r' AND NOT c.relispartition"
+            ),
+            {"schema": schema_of(conn)},
+        ).scalars()
+    )
+
+
 def _drop_unattached(engine: sa.Engine, names: Sequence[str]) -> None:
     """Drop those of ``names`` that exist in the schema as tables not attached as partitions."""
     try:
         with engine.begin() as conn:
             namespace = schema_of(conn)
-            unattached = conn.execute(
-                sa.text(
-                    "SELECT c.relname FROM pg_class c"
-                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                    " WHERE n.nspname = :schema AND c.relname = ANY(:names)"
-                    " AND c.relkind = 'r' AND NOT c.relispartition"
-                ),
-                {"schema": namespace, "names": list(names)},
-            ).scalars()
             cursor = driver_connection(conn).cursor()
-            for name in list(unattached):
+            for name in set(unattached_tables(conn)).intersection(names):
                 cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(namespace, name)))
     except (sa.exc.DBAPIError, psycopg.Error):
         pass  # the database is gone or a lock wait timed out: prune drops them later
