@@ -36,7 +36,7 @@ def check_data(snapshot: Snapshot, config: RunConfig) -> None:
     if len(snapshot.user) == 0:
         counted = f" with rating ≥ {config.min_rating}" if config.min_rating is not None else ""
         raise InvalidInput(f"no ratings{counted} to train on; ingest some first")
-    if len(np.unique(snapshot.user)) < 2:
+    if snapshot.user.min() == snapshot.user.max():
         raise InvalidInput(
             "only one user has ratings to train on: a collaborative model learns from users who"
             " share items, and this user has rated every item it could recommend"
@@ -97,7 +97,7 @@ def whole(snapshot: Snapshot) -> Holdout:
 def _holdout(snapshot: Snapshot, train: np.ndarray, test: np.ndarray) -> Holdout:
     trained = np.zeros(snapshot.n_users, dtype=bool)
     trained[snapshot.user[train]] = True
-    candidates = np.unique(snapshot.item[train])
+    candidates = np.flatnonzero(np.bincount(snapshot.item[train], minlength=snapshot.n_items))
     position = np.full(snapshot.n_items, -1)
     position[candidates] = np.arange(len(candidates))
     known = trained[snapshot.user[test]] & (position[snapshot.item[test]] >= 0)

@@ -5,7 +5,8 @@ Public API:
         .n_samples                  -> int, distinct training positives = triples per epoch
         .excluded_users             -> np.ndarray, users that have every item (never sampled)
         .negatives(users)           -> np.ndarray, one uniform non-positive item per user
-        .batch(size)                -> (users, positives, negatives) int32 arrays of ``size``
+        .batch(size)                -> (users, positives, negatives) int32 arrays of ``size``,
+                                   ordered by user
 
 Triples are drawn like the LightGCN reference code: the user uniformly among users with a
 sampleable positive, then one of that user's positives uniformly, then a negative. Each batch
@@ -22,6 +23,8 @@ r + #{j : p_j - j <= r} — one ``searchsorted`` over a global sorted key array 
 """
 
 import numpy as np
+
+from recsys.ingest.distinct_ids import sorted_distinct
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -43,7 +46,7 @@ class BprSampler:
     ) -> None:
         self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._n_items = int(n_items)
-        keys = np.unique(np.asarray(users, dtype=np.int64) * n_items + np.asarray(items))
+        keys = sorted_distinct(np.asarray(users, dtype=np.int64) * n_items + np.asarray(items))
         pos_users, items = np.divmod(keys, n_items)
         self._items = items.astype(np.int32)
         self._degree = np.bincount(pos_users)
@@ -65,7 +68,11 @@ class BprSampler:
 
     def batch(self, size: int) -> Batch:
         """``size`` fresh triples; call only when ``n_samples`` > 0."""
-        users = self._active_users[self._rng.integers(0, len(self._active_users), size)]
+        # Drawn in sorted order: the triples' order does not matter to a step, and sorted users
+        # turn every lookup below (and the step's gathers) into a forward sweep. At 20M
+        # interactions unsorted draws made each searchsorted query a chain of cache misses:
+        # 4.1 s a batch of 1.25M against 0.3 s sorted.
+        users = self._active_users[np.sort(self._rng.integers(0, len(self._active_users), size))]
         positives = self._items[self._starts[users] + self._rng.integers(0, self._degree[users])]
         negatives = self.negatives(users)
         return users.astype(np.int32), positives, negatives.astype(np.int32)

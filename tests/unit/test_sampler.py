@@ -51,3 +51,13 @@ def test_negatives_cover_every_free_item_uniformly() -> None:
     assert counts[[1, 4, 5]].sum() == 0
     free = counts[[0, 2, 3, 6, 7]]
     assert np.all(np.abs(free / 40_000 - 0.2) < 0.01)
+
+
+def test_batches_are_ordered_by_user_and_draw_users_uniformly() -> None:
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 50, 2_000), rng.integers(0, 40, 2_000)
+    sampler = BprSampler(users, items, 40, seed=1)
+    batch_users, _, _ = sampler.batch(50_000)
+    assert np.all(np.diff(batch_users) >= 0)
+    counts = np.bincount(batch_users, minlength=50)
+    assert np.all(np.abs(counts / 50_000 - 1 / 50) < 0.005)
