@@ -3,6 +3,7 @@
 Public API:
     configure_threads(intra_op=None, inter_op=1) -> None; call before any other TensorFlow use
     compute_device() -> str, where the model's arithmetic runs ("GPU:0 (name)" or "CPU")
+    BlockedProduct(matrix, dim, block_bytes=None)  (table) -> matrix @ table, cache-blocked
     LightGCN(interactions, *, dim, n_layers, l2, learning_rate, seed=0, initial=None)
         .train_step(users, positives, negatives) -> (loss, bpr_loss) tensors; one Adam step
         .propagate()                              -> (user_final, item_final) tensors
@@ -26,6 +27,14 @@ structure makes the gradient cheap to state and the tape's version is wasteful:
 Products run through ``sparse_csr_matrix_ops.matmul`` on ``CSRSparseMatrix`` (on a GPU too,
 where TensorFlow places them when it sees one); bench/train_speed.py measures the step against
 the tape-based one and against the bare products.
+
+A product whose gathered table outgrows the CPU's caches is cut into column blocks
+(:class:`BlockedProduct`): each nonzero gathers a random row of the table, and once the table
+is far larger than the last-level cache nearly every gather is a miss to memory. Summing the
+products of column blocks small enough to stay cached does the same arithmetic in a fixed order
+(so results stay deterministic, unlike a scatter into the smaller table) at the price of one
+more pass over the output per block. At 20M interactions (1M users × 100K items) R̂ᵀ·E_users
+over 8 blocks of the 256 MB user table measured about 1.6× faster than the single product.
 """
 
 import os
@@ -39,6 +48,8 @@ from recsys.model.settings import TrainConfig
 from recsys.model.warm_start import InitialState
 
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
+#: Largest slice of a gathered table a product reads at once (see BlockedProduct).
+BLOCK_BYTES = 32 * 2**20
 
 
 def configure_threads(intra_op: int | None = None, inter_op: int = 1) -> None:
@@ -79,6 +90,35 @@ def csr_matrix(matrix: sp.csr_matrix) -> csr_ops.CSRSparseMatrix:
     coo = matrix.tocoo()
     indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
     return csr_ops.CSRSparseMatrix(tf.SparseTensor(indices, coo.data.astype(np.float32), coo.shape))
+
+
+class BlockedProduct:
+    """``matrix @ table`` as a sum over column blocks of ``matrix`` whose rows of ``table`` (of
+    ``dim`` float32 columns) take at most ``block_bytes`` each; one block where the whole table
+    fits. The blocks' order is fixed, so the sum is the same on every call."""
+
+    def __init__(self, matrix: sp.spmatrix, dim: int, block_bytes: int | None = None) -> None:
+        n_cols = matrix.shape[1]
+        rows_per_block = max(1, (block_bytes or BLOCK_BYTES) // (4 * dim))
+        n_blocks = max(1, -(-n_cols // rows_per_block))
+        self.edges = np.linspace(0, n_cols, n_blocks + 1).astype(np.int64)
+        if n_blocks == 1:
+            self.blocks = [csr_matrix(matrix)]
+        else:
+            matrix = matrix.tocsc()
+            self.blocks = [
+                csr_matrix(matrix[:, start:stop])
+                for start, stop in zip(self.edges[:-1], self.edges[1:], strict=True)
+            ]
+
+    def __call__(self, table: tf.Tensor) -> tf.Tensor:
+        if len(self.blocks) == 1:
+            return csr_ops.matmul(self.blocks[0], table)
+        total = None
+        for block, start, stop in zip(self.blocks, self.edges[:-1], self.edges[1:], strict=True):
+            part = csr_ops.matmul(block, table[start:stop])
+            total = part if total is None else total + part
+        return total
 
 
 class LightGCN(tf.Module):
@@ -137,8 +177,8 @@ class LightGCN(tf.Module):
         self._m = [tf.Variable(tf.zeros_like(t), trainable=False) for t in (self.users, self.items)]
         self._v = [tf.Variable(tf.zeros_like(t), trainable=False) for t in (self.users, self.items)]
         self._t = tf.Variable(0.0, trainable=False)
-        self._r = csr_matrix(interactions)
-        self._rt = csr_matrix(interactions.T.tocsr())
+        self._r = BlockedProduct(interactions, dim)
+        self._rt = BlockedProduct(interactions.T, dim)
         spec = tf.TensorSpec([None], tf.int32)
         self.train_step = tf.function(self._train_step, input_signature=[spec, spec, spec])
 
@@ -150,7 +190,7 @@ class LightGCN(tf.Module):
         """P·[users; items], P = mean of Â^0..Â^K; also the backward pass, P being symmetric."""
         total_users, total_items = users, items
         for _ in range(self.n_layers):
-            users, items = csr_ops.matmul(self._r, items), csr_ops.matmul(self._rt, users)
+            users, items = self._r(items), self._rt(users)
             total_users, total_items = total_users + users, total_items + items
         scale = 1.0 / (self.n_layers + 1)
         return total_users * scale, total_items * scale

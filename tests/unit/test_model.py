@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from recsys.data.graph import normalized_interactions
-from recsys.model.lightgcn import LightGCN
+from recsys.model import lightgcn
+from recsys.model.lightgcn import BlockedProduct, LightGCN
 
 N_USERS, N_ITEMS, DIM = 7, 9, 4
 
@@ -56,6 +57,15 @@ BATCH = (
 )
 
 
+@pytest.fixture(params=["one block", "blocks of 2 rows"])
+def blocking(request, monkeypatch) -> None:
+    """Runs a test on products of one block (as these small tables are) and cut into blocks of
+    two rows of the gathered table (as large tables are)."""
+    if request.param != "one block":
+        monkeypatch.setattr(lightgcn, "BLOCK_BYTES", 2 * 4 * DIM)
+
+
+@pytest.mark.usefixtures("blocking")
 def test_propagation_matches_dense_reference() -> None:
     model = _model()
     expected = _propagation() @ _layer0(model)
@@ -72,6 +82,7 @@ def test_loss_is_bpr_plus_layer0_l2() -> None:
     assert float(loss) == pytest.approx(float(expected_loss), rel=1e-5)
 
 
+@pytest.mark.usefixtures("blocking")
 def test_steps_follow_adam_on_the_reference_gradient() -> None:
     """Three steps of the model against Adam in numpy on tf.GradientTape's gradient of the
     plain full-graph loss: the hand-written backward pass and the fused update together."""
@@ -100,3 +111,17 @@ def test_training_lowers_loss_and_weights_round_trip() -> None:
     assert last < first
     model.set_weights(snapshot)
     assert float(model.train_step(*BATCH)[0]) == pytest.approx(first)
+
+
+def test_blocked_product_cuts_large_tables_and_sums_to_the_product() -> None:
+    matrix = _graph().T.tocsr()  # items × users
+    table = tf.constant(np.random.default_rng(1).normal(size=(N_USERS, DIM)), tf.float32)
+    whole = BlockedProduct(matrix, DIM)
+    blocked = BlockedProduct(matrix, DIM, block_bytes=3 * 4 * DIM)
+    assert len(whole.blocks) == 1
+    assert len(blocked.blocks) == 3  # 7 rows of the table, at most 3 a block
+    assert np.diff(blocked.edges).max() <= 3
+    expected = matrix.toarray() @ table.numpy()
+    np.testing.assert_allclose(whole(table).numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(blocked(table).numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(blocked(table).numpy(), blocked(table).numpy())
