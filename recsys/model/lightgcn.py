@@ -206,8 +206,18 @@ class LightGCN(tf.Module):
         batch = tf.cast(tf.shape(users)[0], tf.float32)
         bpr = tf.reduce_mean(tf.nn.softplus(-margin))  # -log σ(pos - neg), overflow-safe
         both = tf.concat([positives, negatives], axis=0)
-        u0, i0 = tf.gather(self.users, users), tf.gather(self.items, both)
-        squared = tf.reduce_sum(tf.square(u0)) + tf.reduce_sum(tf.square(i0))
+        # The L2 term sums the batch's layer-0 rows, a row once per occurrence: as counts per
+        # row it is one pass over each table instead of a gather and a scatter of the batch's
+        # rows (the item-side scatter of a 100K-row batch alone cost 20-40 ms).
+        user_counts = tf.math.bincount(
+            users, minlength=self.n_users, maxlength=self.n_users, dtype=tf.float32
+        )
+        item_counts = tf.math.bincount(
+            both, minlength=self.n_items, maxlength=self.n_items, dtype=tf.float32
+        )
+        u0, i0 = self.users.read_value(), self.items.read_value()
+        squared = tf.tensordot(user_counts, tf.reduce_sum(tf.square(u0), axis=1), 1)
+        squared += tf.tensordot(item_counts, tf.reduce_sum(tf.square(i0), axis=1), 1)
         loss = bpr + self._l2 * squared / 2.0 / batch
 
         # d bpr / d margin, then the gradient of the final rows the batch touched.
@@ -220,8 +230,8 @@ class LightGCN(tf.Module):
         )
         grad_users, grad_items = self._mean_of_layers(grad_final_users, grad_final_items)
         decay = self._l2 / batch
-        grad_users += decay * tf.math.unsorted_segment_sum(u0, users, self.n_users)
-        grad_items += decay * tf.math.unsorted_segment_sum(i0, both, self.n_items)
+        grad_users += (decay * user_counts)[:, None] * u0
+        grad_items += (decay * item_counts)[:, None] * i0
         self._adam(grad_users, grad_items)
         return loss, bpr
 
