@@ -162,6 +162,7 @@ class LightGCN(tf.Module):
         super().__init__(name="lightgcn")
         self.n_users, self.n_items = interactions.shape
         self.n_layers = n_layers
+        self._scale = tf.constant(1.0 / (n_layers + 1), tf.float32)
         self._l2 = tf.constant(l2, tf.float32)
         self.learning_rate = tf.Variable(learning_rate, dtype=tf.float32, trainable=False)
         init = np.random.default_rng(seed).normal(0.0, 0.1, (self.n_users + self.n_items, dim))
@@ -184,24 +185,35 @@ class LightGCN(tf.Module):
 
     def propagate(self) -> tuple[tf.Tensor, tf.Tensor]:
         """Final embeddings of all users and items: mean over layers 0..K of Â^k E⁰."""
-        return self._mean_of_layers(self.users.read_value(), self.items.read_value())
+        users, items = self._sum_of_layers(self.users.read_value(), self.items.read_value())
+        return users * self._scale, items * self._scale
 
-    def _mean_of_layers(self, users: tf.Tensor, items: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """P·[users; items], P = mean of Â^0..Â^K; also the backward pass, P being symmetric."""
-        total_users, total_items = users, items
+    def _sum_of_layers(
+        self, users: tf.Tensor, items: tf.Tensor, extra: tuple[tf.Tensor, tf.Tensor] | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Σ_k Â^k·[users; items] over k = 0..K (P without its 1/(K+1)), plus ``extra`` per side.
+
+        The layers are summed by one AddN per side, one pass over the tables, where a running
+        sum made a pass per layer; the step folds the 1/(K+1) into its batch rows instead of
+        scaling whole tables. It is also the backward pass, P being symmetric.
+        """
+        user_layers, item_layers = [users], [items]
         for _ in range(self.n_layers):
             users, items = self._r(items), self._rt(users)
-            total_users, total_items = total_users + users, total_items + items
-        scale = 1.0 / (self.n_layers + 1)
-        return total_users * scale, total_items * scale
+            user_layers.append(users)
+            item_layers.append(items)
+        if extra is not None:
+            user_layers.append(extra[0])
+            item_layers.append(extra[1])
+        return tf.add_n(user_layers), tf.add_n(item_layers)
 
     def _train_step(
         self, users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        final_users, final_items = self.propagate()
-        e_user = tf.gather(final_users, users)
-        e_pos = tf.gather(final_items, positives)
-        e_neg = tf.gather(final_items, negatives)
+        sum_users, sum_items = self._sum_of_layers(self.users.read_value(), self.items.read_value())
+        e_user = tf.gather(sum_users, users) * self._scale
+        e_pos = tf.gather(sum_items, positives) * self._scale
+        e_neg = tf.gather(sum_items, negatives) * self._scale
         margin = tf.reduce_sum(e_user * (e_pos - e_neg), axis=1)
         batch = tf.cast(tf.shape(users)[0], tf.float32)
         bpr = tf.reduce_mean(tf.nn.softplus(-margin))  # -log σ(pos - neg), overflow-safe
@@ -220,18 +232,21 @@ class LightGCN(tf.Module):
         squared += tf.tensordot(item_counts, tf.reduce_sum(tf.square(i0), axis=1), 1)
         loss = bpr + self._l2 * squared / 2.0 / batch
 
-        # d bpr / d margin, then the gradient of the final rows the batch touched.
-        slope = (-tf.sigmoid(-margin) / batch)[:, None]
+        # d bpr / d margin, then the gradient of the final rows the batch touched, with P's
+        # 1/(K+1) applied here, to the batch's rows.
+        slope = (-tf.sigmoid(-margin) * self._scale / batch)[:, None]
         grad_final_users = tf.math.unsorted_segment_sum(
             slope * (e_pos - e_neg), users, self.n_users
         )
         grad_final_items = tf.math.unsorted_segment_sum(
             tf.concat([slope * e_user, -slope * e_user], axis=0), both, self.n_items
         )
-        grad_users, grad_items = self._mean_of_layers(grad_final_users, grad_final_items)
         decay = self._l2 / batch
-        grad_users += (decay * user_counts)[:, None] * u0
-        grad_items += (decay * item_counts)[:, None] * i0
+        grad_users, grad_items = self._sum_of_layers(
+            grad_final_users,
+            grad_final_items,
+            extra=((decay * user_counts)[:, None] * u0, (decay * item_counts)[:, None] * i0),
+        )
         self._adam(grad_users, grad_items)
         return loss, bpr
 
