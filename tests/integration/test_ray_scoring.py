@@ -4,7 +4,8 @@
 The same lists as the local path, to the bit of every score; a worker killed mid-shard, or after
 its shard committed, and the version still has every row once; a shard failing for good fails
 the run and leaves nothing; a driver killed outright leaves a table that ``prune`` drops; and the
-database password, which every run here carries, appears nowhere in Ray's files or state.
+database password, which every run here carries, appears nowhere in Ray's files or state. The
+workers exist from before training, and a run failing before scoring stops them.
 
 One Ray serves the module (starting it takes seconds); the runs share one ingested schema and
 each writes versions of its own name. Without the ray package the module is skipped, or fails
@@ -150,8 +151,8 @@ def kept_pools(monkeypatch: pytest.MonkeyPatch) -> list[WorkerPool]:
 
 
 class _WorkersSeen:
-    """A run's ``report``: the live workers when the run reports its data (before training) and
-    its first epoch (training)."""
+    """A run's ``report``: the live workers when the run reports its data (before training), its
+    first epoch (training) and its shards (scoring)."""
 
     def __init__(self) -> None:
         self.at: dict[str, list[str]] = {}
