@@ -7,7 +7,8 @@ marks the version failed (or, for a replacement, leaves the published one untouc
 publishes nothing. Every output is streamed into the run's own tables and attached, with the
 registry flip, in one transaction (recsys/storage/publish.py); with ``scale_out``, the
 recommendations are first written in shards by Ray workers (recsys/scale_out/), into a table that
-transaction adopts.
+transaction adopts: the workers start as the run begins (once the version is locked), while
+this process reads the data and trains.
 """
 
 import dataclasses
@@ -41,7 +42,7 @@ from recsys.storage import aliases, registry, schema
 from recsys.storage.publish import RunTables, publish
 
 if TYPE_CHECKING:
-    from recsys.scale_out.sharded_scoring import RayScoring
+    from recsys.scale_out.sharded_scoring import RayScoring, WorkerPool
 
 
 @dataclass
@@ -77,7 +78,8 @@ def run(
     training step within its epoch, for a progress bar. ``memory_limit`` (bytes) replaces the
     memory available as what the run's estimate must fit in. ``judging`` names the champion
     scored beside the model and the gate that may promote the new version. ``scale_out`` scores
-    and writes the recommendations on the Ray cluster this process has joined.
+    and writes the recommendations on the Ray cluster this process has joined, with workers
+    started as the run begins.
     """
     config.check()
     if judging.gate is not None:
@@ -85,45 +87,46 @@ def run(
     registry.validate_name(version)
     claim = registry.acquire(engine, version, replace=replace)
     try:
-        timer = _PhaseTimer()
-        with timer("read"):
-            snapshot = read_snapshot(engine, config.min_rating)
-        check_data(snapshot, config)
-        with timer("split"):
-            parts = holdout(snapshot, config)
-        check_holdout(parts, config)
-        estimate = memory.estimate_bytes(
-            snapshot.n_users,
-            snapshot.n_items,
-            len(snapshot.user) if config.refit else len(parts.train),
-            len(snapshot.rated_user),
-            config.train.dim,
-        )
-        memory.check_fits(estimate, memory_limit)
-        earlier = earlier_versions.read(engine, snapshot, parts, config, judging, report)
-        registry.start(engine, claim, config.params())
-        try:
-            checkpoint("started")
-            stats = data_stats(snapshot, parts) | {"memory_estimate_mib": estimate >> 20}
-            stats |= earlier.stats()
-            result = _train_and_publish(
-                engine,
-                claim,
-                snapshot,
-                parts,
-                config,
-                stats,
-                timer,
-                report,
-                on_step,
-                judging,
-                earlier,
-                scale_out,
+        with _workers_started(engine, scale_out, report) as workers:
+            timer = _PhaseTimer()
+            with timer("read"):
+                snapshot = read_snapshot(engine, config.min_rating)
+            check_data(snapshot, config)
+            with timer("split"):
+                parts = holdout(snapshot, config)
+            check_holdout(parts, config)
+            estimate = memory.estimate_bytes(
+                snapshot.n_users,
+                snapshot.n_items,
+                len(snapshot.user) if config.refit else len(parts.train),
+                len(snapshot.rated_user),
+                config.train.dim,
             )
-        except BaseException as exc:
-            registry.mark_failed(engine, claim, _describe(exc))
-            raise
-        return result
+            memory.check_fits(estimate, memory_limit)
+            earlier = earlier_versions.read(engine, snapshot, parts, config, judging, report)
+            registry.start(engine, claim, config.params())
+            try:
+                checkpoint("started")
+                stats = data_stats(snapshot, parts) | {"memory_estimate_mib": estimate >> 20}
+                stats |= earlier.stats()
+                result = _train_and_publish(
+                    engine,
+                    claim,
+                    snapshot,
+                    parts,
+                    config,
+                    stats,
+                    timer,
+                    report,
+                    on_step,
+                    judging,
+                    earlier,
+                    workers,
+                )
+            except BaseException as exc:
+                registry.mark_failed(engine, claim, _describe(exc))
+                raise
+            return result
     finally:
         claim.release()
 
@@ -140,7 +143,7 @@ def _train_and_publish(
     on_step: StepProgress | None,
     judging: Judging,
     earlier: Earlier,
-    scale_out: "RayScoring | None",
+    workers: "WorkerPool | None",
 ) -> RunResult:
     _report_data(stats, config, report)
     initial = earlier.warm.state if earlier.warm is not None else None
@@ -208,7 +211,7 @@ def _train_and_publish(
             written["decision"] = promotion.carry_out(conn, claim.version, decision, earlier.holder)
 
     pins = decision is not None and decision.promoted and decision.alias == aliases.DEFAULT_ALIAS
-    lists = _recommendations(engine, claim, recommender, scale_out, timer, stats, report)
+    lists = _recommendations(engine, claim, recommender, workers, timer, stats, report)
     with lists as write_lists:
         publish(engine, claim, write_outputs, promote, aliases.PRODUCTION_VIEWS if pins else ())
     # The attach and the registry flip, timed from the end of the writes to the commit.
@@ -230,15 +233,15 @@ def _recommendations(
     engine: sa.Engine,
     claim: registry.Claim,
     recommender: outputs.Recommender,
-    scale_out: "RayScoring | None",
+    workers: "WorkerPool | None",
     timer: "_PhaseTimer",
     stats: dict[str, Any],
     report: Report,
 ) -> Iterator[Callable[[RunTables], outputs.ShortLists]]:
     """How the lists reach the publish: scored and written by this process inside the
-    publishing transaction; or, with ``scale_out``, beforehand, by Ray workers committing a
+    publishing transaction; or, with ``workers``, beforehand, by Ray workers committing a
     shard each into a table that transaction adopts (and that a failure drops)."""
-    if scale_out is None:
+    if workers is None:
 
         def write_here(tables: RunTables) -> outputs.ShortLists:
             with timer("score"):
@@ -248,9 +251,23 @@ def _recommendations(
         return
     with ExitStack() as stack:
         with timer("score"):
-            sharded = stack.enter_context(scale_out.written(engine, claim, recommender, report))
+            sharded = stack.enter_context(workers.written(engine, claim, recommender, report))
         stats.update(sharded.stats)
         yield sharded.adopt
+
+
+@contextmanager
+def _workers_started(
+    engine: sa.Engine, scale_out: "RayScoring | None", report: Report
+) -> Iterator["WorkerPool | None"]:
+    """With ``scale_out``, its Ray workers, started as the run begins so that they have
+    started (TensorFlow imported, connected) by the time the model is trained; stopped when the
+    run ends, however it ends."""
+    if scale_out is None:
+        yield None
+        return
+    with scale_out.started(engine, report) as workers:
+        yield workers
 
 
 def _refit(

@@ -1,13 +1,17 @@
 """The driver's side of ``run --ray``: every user's recommendations scored and written in shards
 by Ray workers, before the publish adopts them.
 
-The run's recommendations table is created and committed first (unattached, so invisible:
-:func:`recsys.storage.publish.prepared`). The item side of the recommender (item ids,
-embeddings, popularity) and the database's connection spec go into Ray's object store once;
-users go out in shards (:meth:`recsys.outputs.Recommender.shards`: cut where the local path
-cuts its scoring chunks, so every score is the local path's to the bit), one at a time to each
-free worker, a shard's user-side arrays travelling only to the worker that scores it. Each
-worker (:class:`recsys.scale_out.shard_writer.ShardWriter`, a Ray actor) writes a shard's rows
+The workers (:class:`recsys.scale_out.shard_writer.ShardWriter`, Ray actors) are started when the
+run begins (:meth:`RayScoring.started`), in the background: each imports TensorFlow and opens its
+database connection while the driver reads the data and trains, so that scoring does not wait
+for them. They are stopped once the shards are written, and whenever the run ends before that.
+
+At scoring time the run's recommendations table is created and committed first (unattached, so
+invisible: :func:`recsys.storage.publish.prepared`). The item side of the recommender (item ids,
+embeddings, popularity) goes into Ray's object store once; users go out in shards
+(:meth:`recsys.outputs.Recommender.shards`: cut where the local path cuts its scoring chunks, so
+every score is the local path's to the bit), one at a time to each free worker, a shard's
+user-side arrays travelling only to the worker that scores it. Each worker writes a shard's rows
 and its ledger row in one transaction of its own. Once every shard has reported, the ledger
 must account for every shard and every row of the table (:func:`recsys.storage.shard_ledger.
 check`); the publish then adopts the table in its one transaction.
@@ -23,6 +27,7 @@ actor argument of its own, in an actor's name or runtime environment, or in a lo
 """
 
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,7 +43,7 @@ from recsys import faults
 from recsys.errors import RecsysError
 from recsys.outputs import Recommender, ShortLists
 from recsys.scale_out.ray_cluster import import_ray
-from recsys.scale_out.shard_writer import ShardResult, ShardWriter
+from recsys.scale_out.shard_writer import ShardResult, ShardTarget, ShardWriter
 from recsys.storage import registry, schema, shard_ledger
 from recsys.storage.database import EngineSpec
 from recsys.storage.publish import RunTables, prepared
@@ -68,7 +73,7 @@ class RayScoring:
     (:func:`recsys.scale_out.ray_cluster.joined`)."""
 
     #: Workers (Ray actors) scoring shards; None: as many as the cluster's CPUs (and GPUs,
-    #: with ``worker_gpus``) hold, never more than there are shards.
+    #: with ``worker_gpus``) hold. Those beyond the number of shards are stopped unused.
     workers: int | None = None
     #: CPUs each worker reserves, and the TensorFlow threads it scores with.
     worker_cpus: int = 1
@@ -82,6 +87,54 @@ class RayScoring:
     on_shard: Callable[[int, int], None] | None = field(default=None, compare=False)
 
     @contextmanager
+    def started(self, engine: sa.Engine, report: Report) -> Iterator["WorkerPool"]:
+        """The workers, started now and in the background (a run starts them when it begins,
+        to have them ready when its model is trained); stopped after the block, however it
+        ends."""
+        pool = WorkerPool(self, engine, report)
+        try:
+            yield pool
+        finally:
+            pool.stop()
+
+
+class WorkerPool:
+    """A run's shard-writing workers (:meth:`RayScoring.started`): they write one run's lists
+    (:meth:`written`) and are stopped after it."""
+
+    def __init__(self, settings: RayScoring, engine: sa.Engine, report: Report) -> None:
+        self._ray = import_ray()
+        self._settings = settings
+        # Held here while the workers live: a restarted worker reads it again. In a list, so
+        # that Ray hands the actor its reference, not its contents, as an argument.
+        self._database = [self._ray.put(EngineSpec.of(engine))]
+        writer = self._ray.remote(_RayShardWriter).options(
+            num_cpus=settings.worker_cpus,
+            num_gpus=settings.worker_gpus,
+            max_restarts=settings.retries,
+            max_task_retries=settings.retries,
+            runtime_env={"env_vars": _worker_environment(settings)},
+        )
+        count = _worker_count(settings, self._ray)
+        self._actors = [writer.remote(self._database, settings.worker_cpus) for _ in range(count)]
+        # Done once a worker's constructor has run: not waited for until scoring.
+        self._ready = [actor.ready.remote() for actor in self._actors]
+        report(f"ray: starting {count} workers for the recommendations, in the background")
+
+    def ready(self) -> float:
+        """Seconds spent here waiting for every worker to have started (0 when they all had);
+        raises RecsysError if one cannot start."""
+        waiting = time.perf_counter()
+        try:
+            self._ray.get(self._ready)
+        except self._ray.exceptions.RayError as exc:
+            raise RecsysError(
+                f"Ray workers for the recommendations did not start ({_cause(self._ray, exc)}); "
+                "nothing was published"
+            ) from None
+        return time.perf_counter() - waiting
+
+    @contextmanager
     def written(
         self,
         engine: sa.Engine,
@@ -92,7 +145,17 @@ class RayScoring:
         """Every user's list written into the run's recommendations table by the workers and
         checked against the ledger; the block publishes it (or fails, and it is dropped)."""
         with prepared(engine, claim, schema.recommendations) as table:
-            yield self._score(engine, claim, recommender, table, report)
+            try:
+                sharded = self._score(engine, claim, recommender, table, report)
+            finally:
+                self.stop()  # their memory is the publish's now
+            yield sharded
+
+    def stop(self) -> None:
+        """Every worker stopped (again: nothing)."""
+        for actor in self._actors:
+            self._ray.kill(actor, no_restart=True)
+        self._actors = []
 
     def _score(
         self,
@@ -102,31 +165,17 @@ class RayScoring:
         table: sql.Identifier,
         report: Report,
     ) -> ShardedLists:
-        ray = import_ray()
         assert claim.run_id is not None, "the run is recorded before its outputs are written"
-        shards = recommender.shards(self.users_per_shard)
-        workers = min(self._workers(ray), len(shards))
-        report(f"recommendations: {len(shards)} shards of users on {workers} Ray workers")
-        # Held here while the workers live: a restarted worker reads them again.
-        shared = [
-            ray.put(EngineSpec.of(engine)),
-            ray.put(recommender.shard(np.empty(0, np.int64))),  # the item side alone
-        ]
-        writer = ray.remote(_RayShardWriter).options(
-            num_cpus=self.worker_cpus,
-            num_gpus=self.worker_gpus,
-            max_restarts=self.retries,
-            max_task_retries=self.retries,
-            runtime_env={"env_vars": self._worker_environment()},
+        shards = recommender.shards(self._settings.users_per_shard)
+        actors = self._actors[: len(shards)]
+        waited = self.ready()
+        report(
+            f"recommendations: {len(shards)} shards of users on {len(actors)} Ray workers "
+            f"(waited {waited:.1f} s for them to start)"
         )
-        actors = [
-            writer.remote(shared, claim.run_id, table, self.worker_cpus) for _ in range(workers)
-        ]
-        try:
-            results = self._dispatch(ray, actors, recommender, shards)
-        finally:
-            for actor in actors:
-                ray.kill(actor, no_restart=True)
+        catalogue = recommender.shard(np.empty(0, np.int64))  # the item side alone
+        target = self._ray.put(ShardTarget(catalogue, claim.run_id, table))
+        results = self._dispatch(actors, target, recommender, shards)
         with engine.connect() as conn:
             entries = shard_ledger.check(conn, claim.run_id, table, [len(s) for s in shards])
         short = ShortLists(
@@ -139,42 +188,23 @@ class RayScoring:
                 "that died before reporting; written once"
             )
         stats = {
-            "ray_workers": workers,
+            "ray_workers": len(actors),
             "ray_shards": len(shards),
             "ray_shards_found_written": found_written,
+            "ray_workers_waited_seconds": round(waited, 3),
         }
         return ShardedLists(short, stats)
 
-    def _workers(self, ray: ModuleType) -> int:
-        if self.workers is not None:
-            return self.workers
-        resources = ray.cluster_resources()
-        fit = int(resources.get("CPU", 0) // self.worker_cpus)
-        if self.worker_gpus:
-            fit = min(fit, int(resources.get("GPU", 0) // self.worker_gpus))
-        return max(1, fit)
-
-    def _worker_environment(self) -> dict[str, str]:
-        """What a worker needs in its environment: quiet TensorFlow; this run's fault injection
-        (tests); GPU memory taken as needed where workers may share a GPU, and no GPU at all
-        for a worker that reserves none (Ray leaves it seeing every GPU of its node, and
-        TensorFlow would take their memory in every such worker)."""
-        environment = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-        if self.worker_gpus:
-            environment["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-        else:
-            environment["CUDA_VISIBLE_DEVICES"] = ""
-        return environment | faults.environment()
-
     def _dispatch(
         self,
-        ray: ModuleType,
         actors: Sequence[Any],
+        target: Any,
         recommender: Recommender,
         shards: Sequence[np.ndarray],
     ) -> list[ShardResult]:
         """Each shard to the next free worker; the results in shard order. Raises RecsysError
         when a shard fails for good."""
+        ray, retries, on_shard = self._ray, self._settings.retries, self._settings.on_shard
         queue = iter(enumerate(shards))
         idle = list(actors)
         running: dict[Any, tuple[Any, int]] = {}
@@ -184,7 +214,7 @@ class RayScoring:
                 shard, users = job
                 actor = idle.pop()
                 task = actor.write.options(retry_exceptions=list(RETRIED))
-                running[task.remote(shard, recommender.user_rows(users))] = (actor, shard)
+                running[task.remote(target, shard, recommender.user_rows(users))] = (actor, shard)
             if not running:
                 return [results[shard] for shard in range(len(shards))]
             (done,), _ = ray.wait(list(running), num_returns=1)
@@ -193,21 +223,47 @@ class RayScoring:
                 results[shard] = ray.get(done)
             except ray.exceptions.RayError as exc:
                 raise RecsysError(
-                    f"shard {shard} of {len(shards)} failed after {self.retries} retries "
+                    f"shard {shard} of {len(shards)} failed after {retries} retries "
                     f"({_cause(ray, exc)}); nothing was published"
                 ) from None
             idle.append(actor)
-            if self.on_shard is not None:
-                self.on_shard(len(results), len(shards))
+            if on_shard is not None:
+                on_shard(len(results), len(shards))
+
+
+def _worker_count(settings: RayScoring, ray: ModuleType) -> int:
+    if settings.workers is not None:
+        return settings.workers
+    resources = ray.cluster_resources()
+    fit = int(resources.get("CPU", 0) // settings.worker_cpus)
+    if settings.worker_gpus:
+        fit = min(fit, int(resources.get("GPU", 0) // settings.worker_gpus))
+    return max(1, fit)
+
+
+def _worker_environment(settings: RayScoring) -> dict[str, str]:
+    """What a worker needs in its environment: quiet TensorFlow; this run's fault injection
+    (tests); GPU memory taken as needed where workers may share a GPU, and no GPU at all
+    for a worker that reserves none (Ray leaves it seeing every GPU of its node, and
+    TensorFlow would take their memory in every such worker)."""
+    environment = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    if settings.worker_gpus:
+        environment["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    else:
+        environment["CUDA_VISIBLE_DEVICES"] = ""
+    return environment | faults.environment()
 
 
 class _RayShardWriter(ShardWriter):
-    """A :class:`ShardWriter` built from the objects the driver put in the object store: handed
-    over in a list, so that Ray passes their references rather than their contents."""
+    """A :class:`ShardWriter` whose connection spec comes from the object store, handed over in
+    a list (so that Ray passes its reference, not its contents, as the argument)."""
 
-    def __init__(self, shared: list[Any], run_id: int, table: sql.Identifier, threads: int) -> None:
-        database, catalogue = import_ray().get(shared)
-        super().__init__(database, catalogue, run_id, table, threads)
+    def __init__(self, database: list[Any], threads: int) -> None:
+        (spec,) = import_ray().get(database)
+        super().__init__(spec, threads)
+
+    def ready(self) -> None:
+        """Returns once the worker has started (Ray runs it after the constructor)."""
 
 
 def _cause(ray: ModuleType, exc: Exception) -> str:

@@ -4,7 +4,8 @@
 The same lists as the local path, to the bit of every score; a worker killed mid-shard, or after
 its shard committed, and the version still has every row once; a shard failing for good fails
 the run and leaves nothing; a driver killed outright leaves a table that ``prune`` drops; and the
-database password, which every run here carries, appears nowhere in Ray's files or state.
+database password, which every run here carries, appears nowhere in Ray's files or state. The
+workers exist from before training, and a run failing before scoring stops them.
 
 One Ray serves the module (starting it takes seconds); the runs share one ingested schema and
 each writes versions of its own name. Without the ray package the module is skipped, or fails
@@ -53,7 +54,7 @@ ray = import_ray()
 
 from ray.util import state  # noqa: E402 - after the check for ray
 
-from recsys.scale_out.sharded_scoring import RayScoring  # noqa: E402 - imports ray
+from recsys.scale_out.sharded_scoring import RayScoring, WorkerPool  # noqa: E402 - imports ray
 
 SEED = 5
 Found = TypeVar("Found")
@@ -127,6 +128,76 @@ def test_ray_publishes_the_local_lists_to_the_bit(cluster: Cluster) -> None:
         assert stats[key] == local[key]
 
 
+def _live_workers() -> list[str]:
+    """The states of the shard-writing actors Ray has not recorded dead."""
+    writers = [("class_name", "=", "_RayShardWriter")]
+    actors = state.list_actors(filters=writers, limit=10_000, raise_on_missing_output=False)
+    return [actor.state for actor in actors if actor.state != "DEAD"]
+
+
+@pytest.fixture
+def kept_pools(monkeypatch: pytest.MonkeyPatch) -> list[WorkerPool]:
+    """Every worker pool a run starts, kept here: Ray would stop actors whose handles all went,
+    so the workers then stop only if the run stops them."""
+    pools: list[WorkerPool] = []
+    start = WorkerPool.__init__
+
+    def kept(pool: WorkerPool, *args: object) -> None:
+        start(pool, *args)
+        pools.append(pool)
+
+    monkeypatch.setattr(WorkerPool, "__init__", kept)
+    return pools
+
+
+class _WorkersSeen:
+    """A run's ``report``: the live workers when the run reports its data (before training), its
+    first epoch (training) and its shards (scoring)."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, list[str]] = {}
+
+    def __call__(self, line: str) -> None:
+        for moment in ("data:", "epoch   1:", "recommendations:"):
+            if line.startswith(moment):
+                self.at.setdefault(moment, _live_workers())
+
+
+def test_workers_start_as_the_run_begins_and_stop_once_the_shards_are_written(
+    cluster: Cluster, kept_pools: list[WorkerPool]
+) -> None:
+    """The workers exist before training (started in the background while the driver reads the
+    data) and still while it trains; none is left once the run has published."""
+    assert _eventually(lambda: not _live_workers()), "workers of an earlier test still live"
+    seen = _WorkersSeen()
+    run(cluster.engine, "started-early", fast_config(SEED), report=seen, scale_out=SCORING)
+    assert len(kept_pools) == 1
+    assert len(seen.at["data:"]) == len(seen.at["epoch   1:"]) == 2, seen.at
+    assert len(seen.at["recommendations:"]) == 2
+    assert _eventually(lambda: not _live_workers()), _live_workers()
+    row = _published_as_local(cluster, "started-early")
+    assert row.data_stats["ray_workers_waited_seconds"] >= 0
+
+
+def test_a_run_failing_before_scoring_stops_its_workers(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, kept_pools: list[WorkerPool]
+) -> None:
+    """Training fails after the workers started: the run fails as without Ray, its workers are
+    stopped (none left live), and nothing of the version is visible."""
+    assert _eventually(lambda: not _live_workers()), "workers of an earlier test still live"
+    monkeypatch.setenv(faults.ENV, "training")
+    seen = _WorkersSeen()
+    with pytest.raises(faults.InjectedFault):
+        run(cluster.engine, "failed-training", fast_config(SEED), report=seen, scale_out=SCORING)
+    assert len(kept_pools) == 1
+    assert len(seen.at["data:"]) == 2 and "recommendations:" not in seen.at, seen.at
+    assert _eventually(lambda: not _live_workers()), _live_workers()
+    with cluster.engine.connect() as conn:
+        assert version_row(conn, "failed-training").status == "failed"
+        (attempt,) = run_rows(conn, "failed-training")
+        assert_nothing_visible(conn, "failed-training", [attempt.run_id])
+
+
 def test_shards_cut_at_scoring_chunks_give_one_process_lists(engine: sa.Engine) -> None:
     """Many shards of two scoring chunks each, integer embeddings (ties at every cut), rated
     items excluded: the rows the workers commit are those ``chunks`` gives in this process."""
@@ -154,8 +225,11 @@ def test_shards_cut_at_scoring_chunks_give_one_process_lists(engine: sa.Engine) 
     try:
         registry.start(engine, claim, {})
         scoring = dataclasses.replace(SCORING, users_per_shard=10)
-        written_on_ray = scoring.written(engine, claim, recommender, quiet)
-        with written_on_ray as lists, engine.connect() as conn:
+        with (
+            scoring.started(engine, quiet) as workers,
+            workers.written(engine, claim, recommender, quiet) as lists,
+            engine.connect() as conn,
+        ):
             table = sql.Identifier(
                 schema_of(conn), partition_name(schema.recommendations, claim.run_id)
             )
