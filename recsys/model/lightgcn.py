@@ -193,19 +193,18 @@ class LightGCN(tf.Module):
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Σ_k Â^k·[users; items] over k = 0..K (P without its 1/(K+1)), plus ``extra`` per side.
 
-        The layers are summed by one AddN per side, one pass over the tables, where a running
-        sum made a pass per layer; the step folds the 1/(K+1) into its batch rows instead of
-        scaling whole tables. It is also the backward pass, P being symmetric.
+        The step folds the 1/(K+1) into its batch rows instead of scaling whole tables. Running
+        sums rather than one AddN: TensorFlow's AddN adds in an order that depends on which
+        input's buffer it can reuse, and the results of two processes differed in the last bit.
+        It is also the backward pass, P being symmetric.
         """
-        user_layers, item_layers = [users], [items]
+        total_users, total_items = users, items
         for _ in range(self.n_layers):
             users, items = self._r(items), self._rt(users)
-            user_layers.append(users)
-            item_layers.append(items)
+            total_users, total_items = total_users + users, total_items + items
         if extra is not None:
-            user_layers.append(extra[0])
-            item_layers.append(extra[1])
-        return tf.add_n(user_layers), tf.add_n(item_layers)
+            total_users, total_items = total_users + extra[0], total_items + extra[1]
+        return total_users, total_items
 
     def _train_step(
         self, users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor
