@@ -7,9 +7,13 @@ Part 1, on one synthetic graph the size of a real 1M-interaction data set (defau
     tf.GradientTape, Adam as elementwise ops), at batch 4096,
   - the step of ``recsys.model.lightgcn`` at batch 4096 and at the default batch
     (training interactions ÷ steps per epoch),
-with the ratios. Part 2: seconds per epoch with the default settings at several data sizes
-(default 1M, 5M and 20M interactions), timed over a whole epoch after one traced step, and the
-largest ÷ smallest epoch time against the ratio of their interactions.
+with the ratios and the triples a second each step trains (a larger batch is more work per step).
+Part 2: seconds per epoch with the default settings at several data sizes (default 1M, 5M and
+20M interactions), timed over a whole epoch after one traced step, and the largest ÷ smallest
+epoch time against the ratio of their interactions. Above 32 MiB a gathered table is read in
+column blocks (``recsys.model.lightgcn.BlockedProduct``); the 810K graph's tables are smaller.
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` before the command backs TensorFlow's tables with huge
+pages (fewer TLB misses in the gathers).
 
     python bench/train_speed.py [--sizes 1000000 5000000 20000000] [--repeats 10]
 """
@@ -146,10 +150,12 @@ def step_times(n_users: int, n_items: int, n_interactions: int, repeats: int) ->
         ),
     }
     bare_ms, old_ms = list(figures.values())[:2]
-    for name, ms in figures.items():
+    triples = [None, OLD_BATCH, OLD_BATCH, default_batch]
+    for (name, ms), batch in zip(figures.items(), triples, strict=True):
+        rate = f"  {batch / ms * 1000:11,.0f} triples/s" if batch else ""
         print(
             f"  {name:58s} {ms:8.1f} ms  {ms / bare_ms:5.2f}× bare  "
-            f"{old_ms / ms:5.2f}× faster than old"
+            f"{old_ms / ms:5.2f}× faster than old{rate}"
         )
 
 
