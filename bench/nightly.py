@@ -11,10 +11,8 @@ before. Each night trains on the same split, with the same settings:
 - short: warm-started the same way with a third of the epochs (its learning rate decays over
   those): what a scheduler would run.
 
-Warm-started runs ramp their learning rate up over the product's ``warm_up_epochs`` (as
-``run --warm-start`` does); ``--warm-up-epochs`` sets it for both (0: no ramp, the full rate from
-the first step). ``--warm-learning-rate`` sets the initial learning rate of both warm-started
-runs (default: the cold run's), ``--short-learning-rate`` that of the short run alone.
+``--warm-learning-rate`` sets the initial learning rate of both warm-started runs (default: the
+cold run's), ``--short-learning-rate`` that of the short run alone.
 
 The previous night trained on ratings before its own cut-off, one day earlier than tonight's, so
 the warm start is fair by the product's rule (``lineage.unfair_reason``, checked each night).
@@ -25,7 +23,7 @@ the seeds (the first epoch at which the mean warm curve reaches the mean cold ru
 NDCG@k), how many single runs got there within a third of the epochs, and the mean curves.
 
     python bench/nightly.py [PATH] [--nights 3] [--test-days 14] [--epochs 40] [--k 10]
-        [--seeds 1 2] [--warm-up-epochs E] [--warm-learning-rate LR] [--short-learning-rate LR]
+        [--seeds 1 2] [--warm-learning-rate LR] [--short-learning-rate LR]
 """
 
 import argparse
@@ -89,7 +87,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=RunConfig().train.max_epochs)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--warm-up-epochs", type=float, help="of both warm-started runs")
     parser.add_argument("--warm-learning-rate", type=float, help="of both warm-started runs")
     parser.add_argument("--short-learning-rate", type=float, help="of the short warm run")
     args = parser.parse_args()
@@ -102,13 +99,11 @@ def main() -> None:
     base = dataclasses.replace(RunConfig().train, max_epochs=args.epochs)
     warm_rate = args.warm_learning_rate or base.learning_rate
     short_rate = args.short_learning_rate or warm_rate
-    warm_up = base.warm_up_epochs if args.warm_up_epochs is None else args.warm_up_epochs
     print(
         f"{args.path}: {len(ratings):,} ratings; {args.nights + 1} nights a day apart, each "
         f"testing on its last {args.test_days:g} days; {args.epochs} epochs (short: "
         f"{max(1, args.epochs // 3)}); learning rate cold {base.learning_rate:g}, warm "
-        f"{warm_rate:g}, short {short_rate:g}; warm runs ramp it up over {warm_up:g} epochs; "
-        f"seeds {args.seeds}"
+        f"{warm_rate:g}, short {short_rate:g}; seeds {args.seeds}"
     )
     print(f"load average before: {_load()}")
     started = time.perf_counter()
@@ -147,8 +142,6 @@ def _chain(
         )
         warm_rate = args.warm_learning_rate or train.learning_rate
         warm_train = dataclasses.replace(train, learning_rate=warm_rate)
-        if args.warm_up_epochs is not None:
-            warm_train = dataclasses.replace(warm_train, warm_up_epochs=args.warm_up_epochs)
         warm_config = dataclasses.replace(config, train=warm_train)
         warm, model = _fit(snapshot, parts, warm_config, initial, args.k)
         third = dataclasses.replace(

@@ -40,7 +40,6 @@ _TRAIN_FIELDS = {
     "layers": "n_layers",
     "max_train_time": "max_train_seconds",
     **{name: name for name in ("dim", "steps_per_epoch", "batch_size", "learning_rate", "l2")},
-    "warm_up_epochs": "warm_up_epochs",
     **{name: name for name in ("val_ratio", "patience", "seed")},
 }
 _RUN_FIELDS = {
@@ -198,14 +197,6 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     default=_TRAIN.learning_rate,
     show_default=True,
     help="Adam's initial rate (half-cosine decay to 0 over the training steps).",
-)
-@click.option(
-    "--warm-up-epochs",
-    type=float,
-    default=_TRAIN.warm_up_epochs,
-    show_default=True,
-    help="With --warm-start: epochs over which the rate ramps up linearly, so Adam's first "
-    "steps do not scramble the carried embeddings.",
 )
 @click.option(
     "--l2",
@@ -504,8 +495,6 @@ def _refuse_ignored_options(ctx: click.Context, config: RunConfig) -> None:
         raise InvalidInput("invalid run options: give --batch-size or --steps-per-epoch, not both")
     if {"test_ratio", "cutoff"} <= given and config.split == "temporal":
         raise InvalidInput("invalid run options: give --cutoff or --test-ratio, not both")
-    if "warm_up_epochs" in given and config.warm_start is None:
-        raise InvalidInput("invalid run options: --warm-up-epochs applies to --warm-start only")
     ignored = [
         f"--{name.replace('_', '-')}"
         for name, used in (("test_ratio", config.uses_test_ratio), ("cutoff", config.uses_cutoff))

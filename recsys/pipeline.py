@@ -390,13 +390,11 @@ def _rated_candidates(snapshot: Snapshot, parts: Holdout) -> sp.csr_matrix:
 
 def _training_stats(trained: TrainResult, config: RunConfig, device: str) -> dict[str, Any]:
     """What training did, beside what it was asked to: the batch its steps-per-epoch setting
-    gave on this data, the steps a warm start ramped its rate over (0 when cold), and the steps
-    and epochs a time budget allowed."""
+    gave on this data, and the steps and epochs a time budget allowed."""
     return {
         "training_device": device,
         "training_batch_size": trained.schedule.batch_size,
         "training_steps_per_epoch": trained.schedule.steps_per_epoch,
-        "training_warm_up_steps": trained.schedule.warm_up_steps,
         "training_steps": trained.steps,
         "training_epochs": len(trained.history),
         "training_budget_seconds": config.train.max_train_seconds,

@@ -68,8 +68,6 @@ class RunConfig:
                 problems.append(f"{name} must be positive, got {value}")
         if train.learning_rate <= 0 or train.l2 < 0:
             problems.append("learning rate must be positive and L2 weight not negative")
-        if train.warm_up_epochs < 0:
-            problems.append(f"warm-up epochs must not be negative, got {train.warm_up_epochs}")
         if train.max_train_seconds is not None and not train.max_train_seconds > 0:
             budget = train.max_train_seconds
             problems.append(f"the training time budget must be positive, got {budget} s")
@@ -78,7 +76,6 @@ class RunConfig:
         numbers = {
             "learning rate": train.learning_rate,
             "L2 weight": train.l2,
-            "warm-up epochs": train.warm_up_epochs,
             "min-rating": self.min_rating,
         }
         for name, value in numbers.items():

@@ -12,8 +12,6 @@ class TrainConfig:
     dim, n_layers: embedding size and propagation depth (paper: 64, 3).
     l2: weight of the layer-0 L2 penalty on each batch's embeddings.
     learning_rate: Adam's initial rate, decayed by a half cosine to 0 over the training steps.
-    warm_up_epochs: epochs over which a warm-started run's rate ramps up linearly into that
-        cosine (recsys/model/train.py says why); cold runs start at the full rate.
     steps_per_epoch: steps in an epoch; the batch is the training interactions divided among
         them, so an epoch costs the same number of full-graph propagations at any data size.
     batch_size: triples per step instead (an epoch then has interactions ÷ batch steps, which
@@ -33,7 +31,6 @@ class TrainConfig:
     n_layers: int = 3
     l2: float = 1e-3
     learning_rate: float = 0.1
-    warm_up_epochs: float = 1.0
     steps_per_epoch: int = 16
     batch_size: int | None = None
     max_epochs: int | None = 40

@@ -4,8 +4,7 @@ time budget.
 Public API:
     TrainConfig           (from recsys.model.settings) the settings; defaults are tuned (below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
-    Schedule(batch_size, steps_per_epoch, total_steps, budget_limited, warm_up_steps)
-        .rate(config, step)
+    Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .rate(config, step)
     TrainResult(model, history, best_epoch, schedule, steps)
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None,
         *, after_epoch=None, initial=None) -> TrainResult
@@ -20,14 +19,6 @@ measures their speed and plans as many steps as fit (at most ``max_epochs`` epoc
 and the
 cosine decays to 0 over those. Each epoch's end re-measures and re-plans, so a machine that
 slows down shortens the remaining schedule rather than overrunning the budget.
-
-Why a warm-started run ramps its rate up (``warm_up_epochs``): Adam starts with no moment
-estimates, and its bias-corrected first steps move every coordinate by about the full rate
-whatever the gradient's size. At the default 0.1 that is as large as the carried layer-0 values
-themselves (N(0, 0.1²) at the start), so the first epoch scrambles much of what the earlier
-version learnt. Multiplying the cosine by a linear ramp over the first epoch(s) lets the moments
-settle while the steps are still small (bench/nightly.py measures it; README, "Warm start").
-A cold run has nothing to keep and starts at the full rate, as tuned.
 """
 
 import math
@@ -65,21 +56,17 @@ class EpochStats:
 
 @dataclass(frozen=True)
 class Schedule:
-    """What training is planned to do: ``total_steps`` steps of ``batch_size`` triples, the
-    first ``warm_up_steps`` of them at a rate ramping up (warm starts only)."""
+    """What training is planned to do: ``total_steps`` steps of ``batch_size`` triples."""
 
     batch_size: int
     steps_per_epoch: int
     total_steps: int
     budget_limited: bool = False
-    warm_up_steps: int = 0
 
     def rate(self, config: TrainConfig, step: int) -> float:
-        """Learning rate of 0-based ``step``: the initial rate, decaying to 0 by a half cosine,
-        scaled by (step + 1) / (warm_up_steps + 1) until that reaches 1."""
+        """Learning rate of 0-based ``step``: the initial rate, decaying to 0 by a half cosine."""
         progress = min(step / self.total_steps, 1.0)
-        ramp = min(1.0, (step + 1) / (self.warm_up_steps + 1))
-        return ramp * config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -119,8 +106,7 @@ def fit(
     called after every step with the steps done and planned in the current epoch;
     ``after_epoch`` sees the model after every epoch, so a benchmark can score it per epoch
     (``bench/quality.py --curve``) without a training loop of its own. ``initial`` warm-starts
-    the layer-0 rows of the users and items an earlier version learnt (recsys/model/warm_start.py),
-    and the rate then ramps up over ``warm_up_epochs`` (module docstring).
+    the layer-0 rows of the users and items an earlier version learnt (recsys/model/warm_start.py).
 
     Raises ValueError when no user has an item outside their training items (BPR has no
     negative to sample), and RecsysError when the loss stops being finite.
@@ -147,8 +133,7 @@ def fit(
     # Without a number of epochs the budget sizes the schedule once the first steps are timed;
     # until then it is provisionally the default's.
     epochs = config.max_epochs or TrainConfig().max_epochs
-    warm_up = round(config.warm_up_epochs * steps_per_epoch) if initial is not None else 0
-    schedule = Schedule(batch_size, steps_per_epoch, epochs * steps_per_epoch, False, warm_up)
+    schedule = Schedule(batch_size, steps_per_epoch, epochs * steps_per_epoch)
     budget = _Budget(config.max_train_seconds, started)
 
     history: list[EpochStats] = []

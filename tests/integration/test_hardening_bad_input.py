@@ -212,18 +212,6 @@ RUN_IN_PROCESS = {
     "learning-rate-nan": (["--learning-rate", "nan"], "learning rate must be a finite number"),
     "l2-infinite": (["--l2", "inf"], "L2 weight must be a finite number, got inf"),
     "val-ratio-one": (["--val-ratio", "1"], "validation ratio must be in [0, 1), got 1.0"),
-    "warm-up-without-warm-start": (
-        ["--warm-up-epochs", "2"],
-        "--warm-up-epochs applies to --warm-start only",
-    ),
-    "negative-warm-up": (
-        ["--warm-start", "v0", "--warm-up-epochs", "-1"],
-        "warm-up epochs must not be negative, got -1.0",
-    ),
-    "warm-up-nan": (
-        ["--warm-start", "v0", "--warm-up-epochs", "nan"],
-        "warm-up epochs must be a finite number, got nan",
-    ),
     "patience-zero": (["--patience", "0"], "patience must be positive, got 0"),
     "negative-seed": (["--seed", "-1"], "seed must not be negative, got -1"),
     "min-rating-nan": (["--min-rating", "nan"], "min-rating must be a finite number"),

@@ -182,30 +182,6 @@ def test_warm_start_carries_the_layer0_rows_of_persisting_ids(nightly: Nightly) 
     assert any(line.startswith("warm start from v1:") for line in lines)
 
 
-def test_a_warm_started_run_ramps_its_rate_up_and_records_it(
-    nightly: Nightly, database_url: URL
-) -> None:
-    """The warm-up is the run's setting (``params``) and what it did (``data_stats``): half an
-    epoch of 16 steps ramped; the cold v1 ramped none."""
-    result = _run(
-        nightly,
-        database_url,
-        "ramped",
-        "--warm-start",
-        "v1",
-        "--warm-up-epochs",
-        "0.5",
-        cut=nightly.cut_b,
-    )
-    assert result.exit_code == 0, result.output
-    with nightly.engine.connect() as conn:
-        ramped, cold = version_row(conn, "ramped"), version_row(conn, "v1")
-    assert ramped.params["warm_up_epochs"] == 0.5 and ramped.params["warm_start"] == "v1"
-    assert ramped.data_stats["training_warm_up_steps"] == 8
-    assert ramped.data_stats["training_steps_per_epoch"] == 16
-    assert cold.params["warm_up_epochs"] == 1.0 and cold.data_stats["training_warm_up_steps"] == 0
-
-
 @pytest.fixture(scope="module")
 def sources(nightly: Nightly) -> Nightly:
     """Versions a warm start must refuse: a failed one, one published the way versions were

@@ -9,7 +9,6 @@ from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics, evaluate
 from recsys.model.settings import TrainConfig
 from recsys.model.train import EpochStats, Schedule, _Budget, fit
-from recsys.model.warm_start import CarriedRows, InitialState
 
 
 def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -84,33 +83,6 @@ def test_cosine_rate_starts_at_rate_and_decays() -> None:
     schedule = Schedule(batch_size=8, steps_per_epoch=4, total_steps=40)
     rates = [schedule.rate(config, step) for step in range(40)]
     assert rates[0] == 0.1 and bool(np.all(np.diff(rates) < 0)) and rates[-1] < 0.001
-
-
-def test_a_warm_up_ramps_the_rate_linearly_into_the_same_cosine() -> None:
-    config = TrainConfig(learning_rate=0.1)
-    cosine = Schedule(batch_size=8, steps_per_epoch=4, total_steps=40)
-    ramped = Schedule(batch_size=8, steps_per_epoch=4, total_steps=40, warm_up_steps=4)
-    rates = [ramped.rate(config, step) for step in range(40)]
-    for step in range(4):
-        assert rates[step] == pytest.approx(cosine.rate(config, step) * (step + 1) / 5)
-    assert rates[4:] == [cosine.rate(config, step) for step in range(4, 40)]
-    assert bool(np.all(np.diff(rates[:5]) > 0))
-
-
-def test_only_a_warm_started_fit_warms_up_over_its_epochs() -> None:
-    """A cold fit starts at the full rate; with ``initial`` the first ``warm_up_epochs`` ramp."""
-    users, items, n_users, n_items = _planted(4)
-    config = TrainConfig(
-        dim=8, n_layers=1, steps_per_epoch=4, max_epochs=3, warm_up_epochs=1.5, seed=2
-    )
-    nothing = CarriedRows(np.empty(0, np.int64), np.empty((0, 8), np.float32))
-    some = CarriedRows(np.array([0, 1]), np.full((2, 8), 0.1, np.float32))
-    cold = fit(users, items, n_users, n_items, config)
-    warm = fit(users, items, n_users, n_items, config, initial=InitialState(some, nothing))
-    assert cold.schedule.warm_up_steps == 0 and warm.schedule.warm_up_steps == 6
-    assert cold.history[0].learning_rate == config.learning_rate
-    assert warm.history[0].learning_rate == pytest.approx(config.learning_rate / 7)
-    assert warm.history[2].learning_rate == cold.history[2].learning_rate
 
 
 def test_a_validation_carve_that_holds_nothing_out_trains_without_validation() -> None:
