@@ -32,6 +32,7 @@ from recsys.data.graph import normalized_interactions
 from recsys.data.sampler import BprSampler
 from recsys.ingest.synthetic_interactions import default_shape, interaction_chunks, joined
 from recsys.model.lightgcn import LightGCN, configure_threads, csr_matrix
+from recsys.model.native_kernel import csr_kernel
 from recsys.model.settings import TrainConfig
 
 OLD_BATCH = 4096
@@ -118,6 +119,7 @@ def step_times(n_users: int, n_items: int, n_interactions: int, repeats: int) ->
     config = TrainConfig()
     sampler = BprSampler(users, items, n_items, seed=0)
     default_batch, _ = config.batching(sampler.n_samples)
+    print(f"sparse products of the new step: {csr_kernel().description}")
     print(
         f"step times: {n_users:,} users × {n_items:,} items, {sampler.n_samples:,} interactions, "
         f"{full.shape[0]:,} nodes, {full.nnz:,} adjacency entries, dim {config.dim}, "
@@ -136,12 +138,16 @@ def step_times(n_users: int, n_items: int, n_interactions: int, repeats: int) ->
 
     old = TapeStep(full, n_users, config)
     new = LightGCN.from_config(block, config)
+    new_tf = LightGCN.from_config(block, config, native=False)
     small, big = sampler.batch(OLD_BATCH), sampler.batch(default_batch)
     figures = {
         f"bare products ({2 * config.n_layers} CSR matmuls, full adjacency)": _median_ms(
             lambda: bare(table).numpy(), repeats
         ),
         f"old step, batch {OLD_BATCH}": _median_ms(lambda: float(old.step(*small)), repeats),
+        f"new step, batch {OLD_BATCH}, TensorFlow's CSR kernel": _median_ms(
+            lambda: float(new_tf.train_step(*small)[0]), repeats
+        ),
         f"new step, batch {OLD_BATCH}": _median_ms(
             lambda: float(new.train_step(*small)[0]), repeats
         ),
@@ -150,7 +156,7 @@ def step_times(n_users: int, n_items: int, n_interactions: int, repeats: int) ->
         ),
     }
     bare_ms, old_ms = list(figures.values())[:2]
-    triples = [None, OLD_BATCH, OLD_BATCH, default_batch]
+    triples = [None, OLD_BATCH, OLD_BATCH, OLD_BATCH, default_batch]
     for (name, ms), batch in zip(figures.items(), triples, strict=True):
         rate = f"  {batch / ms * 1000:11,.0f} triples/s" if batch else ""
         print(

@@ -33,6 +33,7 @@ from recsys.evaluation.baseline import popularity_scores
 from recsys.evaluation.evaluate import evaluate_holdout
 from recsys.faults import checkpoint
 from recsys.model.lightgcn import LightGCN, compute_device, configure_threads
+from recsys.model.native_kernel import csr_kernel
 from recsys.model.train import EpochStats, StepProgress, TrainResult, fit
 from recsys.model.warm_start import InitialState
 from recsys.promotion import Decision, Judging
@@ -367,6 +368,8 @@ def _train(
 
     configure_threads()
     device = compute_device()
+    if device == "CPU":
+        device = f"CPU, sparse products on {csr_kernel().description}"
     report(f"device: {device}")
     with timer("train"):
         trained = fit(

@@ -38,6 +38,19 @@ def require_real_data(path: Path, hint: str) -> Path:
     pytest.skip(reason)
 
 
+def require_native_kernel() -> None:
+    """Skips a test of recsys's CSR kernel where it could not be built, except in CI, whose
+    machine has the compiler and CPU it needs: there a build that fails is a broken set-up."""
+    from recsys.model.native_kernel import csr_kernel
+
+    kernel = csr_kernel()
+    if kernel.available:
+        return
+    if in_ci():
+        pytest.fail(f"recsys's CSR kernel is not built in CI: {kernel.description}", pytrace=False)
+    pytest.skip(kernel.description)
+
+
 @pytest.fixture
 def ml100k() -> Path:
     """MovieLens-100K (``RECSYS_ML100K`` overrides ``../shared/data/ml-100k``)."""

@@ -3,8 +3,8 @@
 Public API:
     configure_threads(intra_op=None, inter_op=1) -> None; call before any other TensorFlow use
     compute_device() -> str, where the model's arithmetic runs ("GPU:0 (name)" or "CPU")
-    BlockedProduct(matrix, dim, block_bytes=None)  (table) -> matrix @ table, cache-blocked
-    LightGCN(interactions, *, dim, n_layers, l2, learning_rate, seed=0, initial=None)
+    BlockedProduct(matrix, dim, block_bytes=None, native=None)  (table) -> matrix @ table, blocked
+    LightGCN(interactions, *, dim, n_layers, l2, learning_rate, seed=0, initial=None, native=None)
         .train_step(users, positives, negatives) -> (loss, bpr_loss) tensors; one Adam step
         .propagate()                              -> (user_final, item_final) tensors
         .embeddings()                             -> (user_emb, item_emb) float32 numpy
@@ -24,9 +24,11 @@ structure makes the gradient cheap to state and the tape's version is wasteful:
   and needs no stored layers. The BPR gradient of the batch rows has a closed form.
 - Adam runs as TensorFlow's fused ``ResourceApplyAdam`` (one pass over each table) instead
   of a chain of elementwise ops that each read and write the whole table.
-Products run through ``sparse_csr_matrix_ops.matmul`` on ``CSRSparseMatrix`` (on a GPU too,
-where TensorFlow places them when it sees one); bench/train_speed.py measures the step against
-the tape-based one and against the bare products.
+On the CPU products run through recsys's own CSR kernel (``native_kernel``: 1.7× TensorFlow's
+on the 810K graph) where it could be built; on a GPU, and where it could not, through
+``sparse_csr_matrix_ops.matmul`` on ``CSRSparseMatrix`` (``native=False`` chooses that on the CPU
+too). bench/train_speed.py measures the step against the tape-based one, against the bare
+products and with either kernel.
 
 A product whose gathered table outgrows the CPU's caches is cut into column blocks
 (:class:`BlockedProduct`): each nonzero gathers a random row of the table, and once the table
@@ -45,6 +47,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 
+from recsys.model.native_kernel import csr_kernel
 from recsys.model.settings import TrainConfig
 from recsys.model.warm_start import InitialState
 
@@ -96,30 +99,66 @@ def csr_matrix(matrix: sp.csr_matrix) -> csr_ops.CSRSparseMatrix:
 class BlockedProduct:
     """``matrix @ table`` as a sum over column blocks of ``matrix`` whose rows of ``table`` (of
     ``dim`` float32 columns) take at most ``block_bytes`` each; one block where the whole table
-    fits. The blocks' order is fixed, so the sum is the same on every call."""
+    fits. The blocks' order is fixed, so the sum is the same on every call.
 
-    def __init__(self, matrix: sp.spmatrix, dim: int, block_bytes: int | None = None) -> None:
+    On the CPU each block runs through recsys's own kernel where it could be built
+    (``native_kernel``; ``native=False`` chooses TensorFlow's), elsewhere through TensorFlow's
+    CSR product."""
+
+    def __init__(
+        self,
+        matrix: sp.spmatrix,
+        dim: int,
+        block_bytes: int | None = None,
+        native: bool | None = None,
+    ) -> None:
         n_cols = matrix.shape[1]
         rows_per_block = max(1, (block_bytes or BLOCK_BYTES) // (4 * dim))
         n_blocks = max(1, -(-n_cols // rows_per_block))
         self.edges = np.linspace(0, n_cols, n_blocks + 1).astype(np.int64)
-        if n_blocks == 1:
-            self.blocks = [csr_matrix(matrix)]
-        else:
+        if native is None:
+            native = compute_device() == "CPU" and csr_kernel().available
+        self._kernel = csr_kernel() if native else None
+        blocks = [matrix.tocsr()]
+        if n_blocks > 1:
             matrix = matrix.tocsc()
+            blocks = [matrix[:, start:stop].tocsr() for start, stop in self.windows]
+        if self._kernel is None:
+            self.blocks = [csr_matrix(block) for block in blocks]
+        else:
+            # The kernel reads the whole table, so a block keeps its columns' global numbers.
             self.blocks = [
-                csr_matrix(matrix[:, start:stop])
-                for start, stop in zip(self.edges[:-1], self.edges[1:], strict=True)
+                _csr_parts(block, start)
+                for block, (start, _) in zip(blocks, self.windows, strict=True)
             ]
 
+    @property
+    def windows(self) -> list[tuple[int, int]]:
+        """Each block's columns as [start, stop)."""
+        return list(zip(self.edges[:-1].tolist(), self.edges[1:].tolist(), strict=True))
+
     def __call__(self, table: tf.Tensor) -> tf.Tensor:
-        if len(self.blocks) == 1:
-            return csr_ops.matmul(self.blocks[0], table)
         total = None
-        for block, start, stop in zip(self.blocks, self.edges[:-1], self.edges[1:], strict=True):
-            part = csr_ops.matmul(block, table[start:stop])
+        for block, (start, stop) in zip(self.blocks, self.windows, strict=True):
+            if self._kernel is not None:
+                part = self._kernel.matmul(*block, table)
+            elif len(self.blocks) == 1:
+                part = csr_ops.matmul(block, table)
+            else:
+                part = csr_ops.matmul(block, table[start:stop])
             total = part if total is None else total + part
         return total
+
+
+def _csr_parts(matrix: sp.csr_matrix, column_offset: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The kernel's inputs: row offsets, column numbers (shifted by ``column_offset``), values."""
+    matrix = matrix.copy()
+    matrix.sort_indices()
+    return (
+        tf.constant(matrix.indptr.astype(np.int64)),
+        tf.constant((matrix.indices.astype(np.int64) + column_offset).astype(np.int32)),
+        tf.constant(matrix.data.astype(np.float32)),
+    )
 
 
 class LightGCN(tf.Module):
@@ -137,6 +176,7 @@ class LightGCN(tf.Module):
         interactions: sp.csr_matrix,
         config: TrainConfig,
         initial: InitialState | None = None,
+        native: bool | None = None,
     ) -> "LightGCN":
         """The model a :class:`TrainConfig` describes (its size, L2, rate and seed)."""
         return cls(
@@ -147,6 +187,7 @@ class LightGCN(tf.Module):
             learning_rate=config.learning_rate,
             seed=config.seed,
             initial=initial,
+            native=native,
         )
 
     def __init__(
@@ -159,6 +200,7 @@ class LightGCN(tf.Module):
         learning_rate: float,
         seed: int = 0,
         initial: InitialState | None = None,
+        native: bool | None = None,
     ) -> None:
         super().__init__(name="lightgcn")
         self.n_users, self.n_items = interactions.shape
@@ -179,8 +221,8 @@ class LightGCN(tf.Module):
         self._m = [tf.Variable(tf.zeros_like(t), trainable=False) for t in (self.users, self.items)]
         self._v = [tf.Variable(tf.zeros_like(t), trainable=False) for t in (self.users, self.items)]
         self._t = tf.Variable(0.0, trainable=False)
-        self._r = BlockedProduct(interactions, dim)
-        self._rt = BlockedProduct(interactions.T, dim)
+        self._r = BlockedProduct(interactions, dim, native=native)
+        self._rt = BlockedProduct(interactions.T, dim, native=native)
         spec = tf.TensorSpec([None], tf.int32)
         self.train_step = tf.function(self._train_step, input_signature=[spec, spec, spec])
 

@@ -7,6 +7,8 @@ import tensorflow as tf
 from recsys.data.graph import normalized_interactions
 from recsys.model import lightgcn
 from recsys.model.lightgcn import BlockedProduct, LightGCN
+from recsys.model.native_kernel import CsrKernel
+from tests.conftest import require_native_kernel
 
 N_USERS, N_ITEMS, DIM = 7, 9, 4
 
@@ -65,7 +67,16 @@ def blocking(request, monkeypatch) -> None:
         monkeypatch.setattr(lightgcn, "BLOCK_BYTES", 2 * 4 * DIM)
 
 
-@pytest.mark.usefixtures("blocking")
+@pytest.fixture(params=["recsys kernel", "TensorFlow kernel"])
+def kernel(request, monkeypatch) -> None:
+    """Runs a test with products on recsys's CSR kernel and on TensorFlow's."""
+    if request.param == "TensorFlow kernel":
+        monkeypatch.setattr(lightgcn, "csr_kernel", lambda: CsrKernel(None, "TensorFlow's"))
+    elif not lightgcn.csr_kernel().available:
+        require_native_kernel()
+
+
+@pytest.mark.usefixtures("blocking", "kernel")
 def test_propagation_matches_dense_reference() -> None:
     model = _model()
     expected = _propagation() @ _layer0(model)
@@ -82,7 +93,7 @@ def test_loss_is_bpr_plus_layer0_l2() -> None:
     assert float(loss) == pytest.approx(float(expected_loss), rel=1e-5)
 
 
-@pytest.mark.usefixtures("blocking")
+@pytest.mark.usefixtures("blocking", "kernel")
 def test_steps_follow_adam_on_the_reference_gradient() -> None:
     """Three steps of the model against Adam in numpy on tf.GradientTape's gradient of the
     plain full-graph loss: the hand-written backward pass and the fused update together."""
@@ -113,6 +124,7 @@ def test_training_lowers_loss_and_weights_round_trip() -> None:
     assert float(model.train_step(*BATCH)[0]) == pytest.approx(first)
 
 
+@pytest.mark.usefixtures("kernel")
 def test_blocked_product_cuts_large_tables_and_sums_to_the_product() -> None:
     matrix = _graph().T.tocsr()  # items × users
     table = tf.constant(np.random.default_rng(1).normal(size=(N_USERS, DIM)), tf.float32)
