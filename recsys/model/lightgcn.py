@@ -137,15 +137,14 @@ class BlockedProduct:
         """Each block's columns as [start, stop)."""
         return list(zip(self.edges[:-1].tolist(), self.edges[1:].tolist(), strict=True))
 
-    def __call__(self, table: tf.Tensor) -> tf.Tensor:
-        total = None
+    def __call__(self, table: tf.Tensor, addend: tf.Tensor | None = None) -> tf.Tensor:
+        """``addend + matrix @ table``, the blocks added in their order."""
+        total = addend
         for block, (start, stop) in zip(self.blocks, self.windows, strict=True):
             if self._kernel is not None:
-                part = self._kernel.matmul(*block, table)
-            elif len(self.blocks) == 1:
-                part = csr_ops.matmul(block, table)
-            else:
-                part = csr_ops.matmul(block, table[start:stop])
+                total = self._kernel.matmul(*block, table, total)
+                continue
+            part = csr_ops.matmul(block, table if len(self.blocks) == 1 else table[start:stop])
             total = part if total is None else total + part
         return total
 
@@ -236,18 +235,23 @@ class LightGCN(tf.Module):
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Σ_k Â^k·[users; items] over k = 0..K (P without its 1/(K+1)), plus ``extra`` per side.
 
-        The step folds the 1/(K+1) into its batch rows instead of scaling whole tables. Running
-        sums rather than one AddN: TensorFlow's AddN adds in an order that depends on which
-        input's buffer it can reuse, and the results of two processes differed in the last bit.
-        It is also the backward pass, P being symmetric.
+        By Horner's scheme, S ← x + Â·S K times from S = x, so each layer is one product that
+        starts every row from its addend: no running sums of layers. Those are chains of adds,
+        which TensorFlow's graph optimiser rewrites into one AddN where it knows the shapes, and
+        AddN adds in an order that depends on which input's buffer it can reuse (two runs of a
+        process differed in the last bit). The step folds P's 1/(K+1) into its batch rows
+        instead of scaling whole tables. It is also the backward pass, P being symmetric.
         """
-        total_users, total_items = users, items
-        for _ in range(self.n_layers):
-            users, items = self._r(items), self._rt(users)
-            total_users, total_items = total_users + users, total_items + items
+        last_users, last_items = users, items
         if extra is not None:
-            total_users, total_items = total_users + extra[0], total_items + extra[1]
-        return total_users, total_items
+            last_users, last_items = users + extra[0], items + extra[1]
+        sum_users, sum_items = (users, items) if self.n_layers else (last_users, last_items)
+        for layer in range(self.n_layers):
+            add_users, add_items = (
+                (last_users, last_items) if layer == self.n_layers - 1 else (users, items)
+            )
+            sum_users, sum_items = self._r(sum_items, add_users), self._rt(sum_users, add_items)
+        return sum_users, sum_items
 
     def _train_step(
         self, users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor

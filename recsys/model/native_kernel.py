@@ -3,7 +3,7 @@
 Public API:
     csr_kernel() -> CsrKernel          built (or found built) once per process
     CsrKernel.available, .description  whether products use it, and what `run` prints about it
-    CsrKernel.matmul(indptr, indices, values, table) -> tensor   the product, float32
+    CsrKernel.matmul(indptr, indices, values, table, addend=None) -> addend + M @ table
 
 TensorFlow's CPU CSR product spends most of a training step. ``kernels/csr_matmul.cc`` keeps an
 output row's columns in vector registers while it walks the row's nonzeros, so each gathered
@@ -50,9 +50,19 @@ class CsrKernel:
     def available(self) -> bool:
         return self.op is not None
 
-    def matmul(self, indptr: tf.Tensor, indices: tf.Tensor, values: tf.Tensor, table: tf.Tensor):
-        """``M @ table`` for M in CSR form (int64 offsets, int32 columns, float32 values)."""
-        return self.op.recsys_csr_matmul(indptr, indices, values, table)
+    def matmul(
+        self,
+        indptr: tf.Tensor,
+        indices: tf.Tensor,
+        values: tf.Tensor,
+        table: tf.Tensor,
+        addend: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """``addend + M @ table`` for M in CSR form (int64 offsets, int32 columns, float32
+        values), each row summed in a fixed order starting from its addend."""
+        if addend is None:
+            addend = tf.zeros([0, tf.shape(table)[1]], tf.float32)
+        return self.op.recsys_csr_matmul(indptr, indices, values, table, addend)
 
 
 class _Unbuildable(Exception):

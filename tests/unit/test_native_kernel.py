@@ -43,6 +43,20 @@ def test_product_matches_scipy(kernel: native_kernel.CsrKernel, dim: int) -> Non
     assert np.array_equal(product, kernel.matmul(*_parts(matrix), tf.constant(table)).numpy())
 
 
+def test_product_starts_each_row_from_its_addend(kernel: native_kernel.CsrKernel) -> None:
+    rng = np.random.default_rng(7)
+    matrix = sp.random(50, 40, density=0.1, format="csr", random_state=rng, dtype=np.float32)
+    table, addend = rng.normal(size=(40, 20)), rng.normal(size=(50, 20))
+    summed = kernel.matmul(
+        *_parts(matrix), tf.constant(table, tf.float32), tf.constant(addend, tf.float32)
+    )
+    np.testing.assert_allclose(summed.numpy(), addend + matrix @ table, rtol=1e-5, atol=1e-5)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="addend must have the product's shape"
+    ):
+        kernel.matmul(*_parts(matrix), tf.constant(table, tf.float32), tf.ones([49, 20]))
+
+
 def test_matrix_without_rows_or_nonzeros(kernel: native_kernel.CsrKernel) -> None:
     table = tf.ones([5, 64])
     assert kernel.matmul(*_parts(sp.csr_matrix((0, 5), dtype=np.float32)), table).shape == (0, 64)

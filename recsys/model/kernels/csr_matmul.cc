@@ -1,4 +1,4 @@
-// RecsysCsrMatmul: a CSR matrix times a dense float32 table, on the CPU.
+// RecsysCsrMatmul: addend + a CSR matrix times a dense float32 table, on the CPU.
 //
 // TensorFlow's CSR product spends most of a LightGCN step. Each nonzero adds one table row,
 // scaled, into an output row. This kernel keeps an output row's 64 columns in vector
@@ -45,6 +45,7 @@ struct Csr {
   const int32_t* indices;
   const float* values;
   const float* table;
+  const float* addend;  // null: none
   float* out;
   int64_t dim;
 };
@@ -54,7 +55,8 @@ template <int kVectors>
 void Columns(const Csr& m, int64_t begin, int64_t end, int64_t first) {
   for (int64_t r = begin; r < end; ++r) {
     Vec acc[kVectors];
-    for (int k = 0; k < kVectors; ++k) acc[k] = Zero();
+    const float* start = m.addend + r * m.dim + first;
+    for (int k = 0; k < kVectors; ++k) acc[k] = m.addend ? Load(start + k * kWidth) : Zero();
     for (int64_t j = m.indptr[r]; j < m.indptr[r + 1]; ++j) {
       const Vec v = Broadcast(m.values[j]);
       const float* row = m.table + int64_t{m.indices[j]} * m.dim + first;
@@ -69,7 +71,7 @@ void Columns(const Csr& m, int64_t begin, int64_t end, int64_t first) {
 void Tail(const Csr& m, int64_t begin, int64_t end, int64_t first) {
   for (int64_t r = begin; r < end; ++r) {
     for (int64_t c = first; c < m.dim; ++c) {
-      float acc = 0.0f;
+      float acc = m.addend ? m.addend[r * m.dim + c] : 0.0f;
       for (int64_t j = m.indptr[r]; j < m.indptr[r + 1]; ++j) {
         acc += m.values[j] * m.table[int64_t{m.indices[j]} * m.dim + c];
       }
@@ -87,6 +89,11 @@ void Remainder(const Csr& m, int64_t begin, int64_t end, int64_t first, int vect
 }
 
 void Rows(const Csr& m, int64_t begin, int64_t end) {
+  // Denormals flushed to zero (FTZ and DAZ), as TensorFlow's executor runs its ops. The pool's
+  // threads and the thread that calls the op need not share a mode, and a row's result must
+  // not depend on which thread computed it (measured: runs of one process differed without).
+  const unsigned int mode = _mm_getcsr();
+  _mm_setcsr(mode | 0x8040);
   int64_t first = 0;
   for (; first + kChunk * kWidth <= m.dim; first += kChunk * kWidth) {
     Columns<kChunk>(m, begin, end, first);
@@ -95,15 +102,18 @@ void Rows(const Csr& m, int64_t begin, int64_t end) {
   Remainder<kChunk - 1>(m, begin, end, first, vectors);
   first += int64_t{vectors} * kWidth;
   if (first < m.dim) Tail(m, begin, end, first);
+  _mm_setcsr(mode);
 }
 
 }  // namespace
 
+// addend: rows × dim, or 0 × dim for none. The output may reuse its buffer.
 REGISTER_OP("RecsysCsrMatmul")
     .Input("indptr: int64")
     .Input("indices: int32")
     .Input("values: float")
     .Input("table: float")
+    .Input("addend: float")
     .Output("product: float")
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       tensorflow::shape_inference::DimensionHandle rows;
@@ -121,6 +131,7 @@ class RecsysCsrMatmulOp : public tensorflow::OpKernel {
     const tensorflow::Tensor& indices = context->input(1);
     const tensorflow::Tensor& values = context->input(2);
     const tensorflow::Tensor& table = context->input(3);
+    const tensorflow::Tensor& addend = context->input(4);
     OP_REQUIRES(context, indptr.dims() == 1 && indptr.dim_size(0) >= 1,
                 absl::InvalidArgumentError("indptr must be a vector of rows + 1 offsets"));
     OP_REQUIRES(context, table.dims() == 2, absl::InvalidArgumentError("table must be a matrix"));
@@ -131,13 +142,20 @@ class RecsysCsrMatmulOp : public tensorflow::OpKernel {
     const int64_t* offsets = indptr.flat<int64_t>().data();
     OP_REQUIRES(context, offsets[0] == 0 && offsets[rows] == nnz,
                 absl::InvalidArgumentError("indptr does not span the nonzeros"));
+    const tensorflow::TensorShape shape({rows, table.dim_size(1)});
+    const bool adding = addend.NumElements() > 0;
+    OP_REQUIRES(context, !adding || addend.shape() == shape,
+                absl::InvalidArgumentError("addend must have the product's shape, or no rows"));
     tensorflow::Tensor* out = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(
-                                0, tensorflow::TensorShape({rows, table.dim_size(1)}), &out));
+    OP_REQUIRES_OK(context, adding ? context->forward_input_or_allocate_output({4}, 0, shape, &out)
+                                   : context->allocate_output(0, shape, &out));
+    // The output may be the addend's buffer: each row's addend is read, then its result
+    // written, by one thread.
     const Csr m{offsets,
                 indices.flat<int32_t>().data(),
                 values.flat<float>().data(),
                 table.flat<float>().data(),
+                adding ? addend.flat<float>().data() : nullptr,
                 out->flat<float>().data(),
                 table.dim_size(1)};
     const auto* workers = context->device()->tensorflow_cpu_worker_threads();
