@@ -128,10 +128,18 @@ def test_ray_publishes_the_local_lists_to_the_bit(cluster: Cluster) -> None:
         assert stats[key] == local[key]
 
 
+def _this_ray() -> dict[str, str]:
+    """The state API's address of the module's Ray. Without one it looks for local Ray
+    sessions, and fails where another suite's Ray runs on the machine."""
+    return {"address": ray.get_runtime_context().gcs_address}
+
+
 def _live_workers() -> list[str]:
     """The states of the shard-writing actors Ray has not recorded dead."""
     writers = [("class_name", "=", "_RayShardWriter")]
-    actors = state.list_actors(filters=writers, limit=10_000, raise_on_missing_output=False)
+    actors = state.list_actors(
+        filters=writers, limit=10_000, raise_on_missing_output=False, **_this_ray()
+    )
     return [actor.state for actor in actors if actor.state != "DEAD"]
 
 
@@ -336,12 +344,12 @@ def test_the_password_is_in_no_file_or_state_of_ray(cluster: Cluster) -> None:
 
     def listed() -> str:
         """What Ray's state API lists, once it lists the canary's task."""
-        limit = {"limit": 10_000, "raise_on_missing_output": False}
+        limit = {"limit": 10_000, "raise_on_missing_output": False, **_this_ray()}
         listing = repr(
             [
                 state.list_actors(detail=True, **limit),
                 state.list_tasks(detail=True, **limit),
-                state.list_jobs(),
+                state.list_jobs(**_this_ray()),
                 state.list_workers(detail=True, **limit),
             ]
         )
