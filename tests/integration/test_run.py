@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL
 
 import recsys
 from recsys.errors import InvalidInput, VersionConflict
+from recsys.model.native_kernel import csr_kernel
 from recsys.pipeline import run
 from recsys.storage import registry, schema
 from recsys.storage.bulk import schema_of
@@ -389,6 +390,7 @@ def test_a_config_file_sets_defaults_that_options_override(
     expect_published(engine, "from-file", top_k=6)
     with engine.connect() as conn:
         params = version_row(conn, "from-file").params
+        device = version_row(conn, "from-file").data_stats["training_device"]
         ks = _scalars(
             conn, "SELECT DISTINCT k FROM {s}.evaluation_results WHERE version = 'from-file'"
         )
@@ -396,6 +398,9 @@ def test_a_config_file_sets_defaults_that_options_override(
     assert (params["max_epochs"], params["dim"], params["split"]) == (2, 12, "leave-last")
     assert params["eval_ks"] == [5] and ks == [5]
     assert epochs == 2
+    # The device and, on the CPU, the kernel of the sparse products: printed and recorded.
+    assert f"device: {device}\n" in result.stdout
+    assert device.startswith("GPU") or device.endswith(csr_kernel().description)
 
 
 def test_a_time_budget_sizes_the_schedule_and_the_registry_says_so(
