@@ -35,9 +35,12 @@ A product whose gathered table outgrows the CPU's caches is cut into column bloc
 is far larger than the last-level cache nearly every gather is a miss to memory. Summing the
 products of column blocks small enough to stay cached does the same arithmetic in a fixed order
 (so results stay deterministic, unlike a scatter into the smaller table) at the price of one
-more pass over the output per block. At 20M interactions (1M users × 100K items) R̂ᵀ·E_users
-over 8 blocks of the 256 MB user table took 277 ms against 539 ms as one product (median, quiet
-machine); blocks of 16-64 MiB measured alike, 8 MiB ones slower.
+more pass over the output per block. At 20M interactions (1M users × 100K items), on
+TensorFlow's kernel, R̂ᵀ·E_users over 8 blocks of the 256 MB user table took 277 ms against
+539 ms as one product (median, quiet machine); blocks of 16-64 MiB measured alike, 8 MiB ones
+slower. recsys's kernel wants smaller blocks: R̂ᵀ·E_users took 301 ms as one product, 152 ms
+in 32 MiB blocks and 115-119 ms in 8 MiB ones, R̂·E_items (25.6 MB) 134 ms whole and 117-123 ms
+in 4 blocks of 8 MiB; at 1M interactions 8 MiB blocks measured as well as 4-32 MiB ones.
 """
 
 import os
@@ -52,8 +55,10 @@ from recsys.model.settings import TrainConfig
 from recsys.model.warm_start import InitialState
 
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
-#: Largest slice of a gathered table a product reads at once (see BlockedProduct).
+#: Largest slice of a gathered table a product reads at once (see BlockedProduct), on
+#: TensorFlow's kernel and on recsys's.
 BLOCK_BYTES = 32 * 2**20
+NATIVE_BLOCK_BYTES = 8 * 2**20
 
 
 def configure_threads(intra_op: int | None = None, inter_op: int = 1) -> None:
@@ -112,13 +117,14 @@ class BlockedProduct:
         block_bytes: int | None = None,
         native: bool | None = None,
     ) -> None:
-        n_cols = matrix.shape[1]
-        rows_per_block = max(1, (block_bytes or BLOCK_BYTES) // (4 * dim))
-        n_blocks = max(1, -(-n_cols // rows_per_block))
-        self.edges = np.linspace(0, n_cols, n_blocks + 1).astype(np.int64)
         if native is None:
             native = compute_device() == "CPU" and csr_kernel().available
         self._kernel = csr_kernel() if native else None
+        n_cols = matrix.shape[1]
+        block_bytes = block_bytes or (NATIVE_BLOCK_BYTES if native else BLOCK_BYTES)
+        rows_per_block = max(1, block_bytes // (4 * dim))
+        n_blocks = max(1, -(-n_cols // rows_per_block))
+        self.edges = np.linspace(0, n_cols, n_blocks + 1).astype(np.int64)
         blocks = [matrix.tocsr()]
         if n_blocks > 1:
             matrix = matrix.tocsc()

@@ -66,6 +66,7 @@ def blocking(request, monkeypatch) -> None:
     two rows of the gathered table (as large tables are)."""
     if request.param != "one block":
         monkeypatch.setattr(lightgcn, "BLOCK_BYTES", 2 * 4 * DIM)
+        monkeypatch.setattr(lightgcn, "NATIVE_BLOCK_BYTES", 2 * 4 * DIM)
 
 
 @pytest.fixture(params=["recsys kernel", "TensorFlow kernel"])
