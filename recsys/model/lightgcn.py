@@ -217,7 +217,9 @@ class LightGCN(tf.Module):
         init = init.astype(np.float32)
         if initial is not None:
             for carried, offset in ((initial.users, 0), (initial.items, self.n_users)):
-                if len(carried.index) and carried.width != dim:
+                if not len(carried.index):
+                    continue  # nothing carried on this side (rows of no width): all drawn
+                if carried.width != dim:
                     raise ValueError(f"initial rows have {carried.width} values, the model {dim}")
                 init[offset + carried.index] = carried.rows
         self.users = tf.Variable(init[: self.n_users], name="users_0")

@@ -52,3 +52,13 @@ def test_rows_of_another_size_are_refused() -> None:
     )
     with pytest.raises(ValueError, match="3 values, the model 4"):
         LightGCN(graph, dim=4, n_layers=1, l2=0.0, learning_rate=0.01, initial=initial)
+
+
+def test_a_side_with_nothing_carried_is_drawn_as_a_cold_start() -> None:
+    graph = normalized_interactions(np.array([0, 1]), np.array([0, 1]), 2, 2)
+    settings = {"dim": 4, "n_layers": 1, "l2": 0.0, "learning_rate": 0.01, "seed": 5}
+    item_row = np.full((1, 4), 2.0, np.float32)
+    initial = InitialState(carry(np.array([3, 8]), []), CarriedRows(np.array([1]), item_row))
+    warm = LightGCN(graph, **settings, initial=initial)
+    np.testing.assert_array_equal(warm.users.numpy(), LightGCN(graph, **settings).users.numpy())
+    np.testing.assert_array_equal(warm.items.numpy()[1], item_row[0])
