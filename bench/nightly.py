@@ -20,7 +20,9 @@ Every run records the test NDCG@k after every epoch (``fit``'s ``after_epoch`` h
 tests on the few dozen users who rated both before and after its cut-off, so one run's figure is
 noisy: the chain is run once per seed and the bench prints, per night, the figures averaged over
 the seeds (the first epoch at which the mean warm curve reaches the mean cold run's final
-NDCG@k), how many single runs got there within a third of the epochs, and the mean curves.
+NDCG@k), the short run's mean final against the cold run's (the seeds' spread of the cold final
+beside it, for scale), how many single runs got there within a third of the epochs, and the
+mean curves.
 Four seeds by default: cold runs that differ only in their seed end up to 0.016 apart on the
 same night and test users (night 1, seeds 1-4: 0.1547-0.1709), more than the warm-cold gaps
 the bench judges; a mean over four seeds halves that spread. The test users add their own
@@ -28,8 +30,16 @@ noise (a bootstrap over night 1's 68 users moves one run's NDCG@10 by sd 0.029),
 seeds do not reduce; a longer ``--test-days`` barely helps (56 days: 125 users, sd 0.022) and
 takes a fifth of the training data away.
 
+PATH is a MovieLens directory (default ``../shared/data/ml-100k``) or an interactions CSV as
+``ingest csv`` reads it. Interactions without timestamps (the Amazon-Book sample) arrive in a
+seeded random order spread evenly over ``--days`` days: the data still grows night by night and
+the split is still temporal, but "recent" carries no meaning beyond arrival. ``--eval-users N``
+judges every run of a night on the same seeded sample of N of its test users, which keeps an
+evaluation after every epoch affordable on large data.
+
     python bench/nightly.py [PATH] [--nights 3] [--test-days 14] [--epochs 40] [--k 10]
         [--seeds 1 2 3 4] [--warm-learning-rate LR] [--short-learning-rate LR]
+        [--days 100] [--eval-users N]
 """
 
 import argparse
@@ -47,6 +57,7 @@ from recsys.data import lineage
 from recsys.data.holdout import Holdout, holdout
 from recsys.data.snapshot import Snapshot
 from recsys.evaluation.evaluate import evaluate_holdout
+from recsys.ingest.csvfile import parse_csv
 from recsys.ingest.movielens import parse_movielens
 from recsys.model.lightgcn import LightGCN, configure_threads
 from recsys.model.settings import TrainConfig
@@ -95,11 +106,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--warm-learning-rate", type=float, help="of both warm-started runs")
     parser.add_argument("--short-learning-rate", type=float, help="of the short warm run")
+    parser.add_argument(
+        "--days", type=float, default=100.0, help="span of interactions without timestamps"
+    )
+    parser.add_argument("--eval-users", type=int, help="test users sampled per night (all)")
     args = parser.parse_args()
     configure_threads()
-    ratings = parse_movielens(args.path).ratings
-    seconds = ratings["rated_at"].astype("int64").to_numpy() // 10**9
-    ratings = ratings.assign(ts=seconds.astype(np.float64)).sort_values("ts", kind="stable")
+    ratings = _timed(_ratings(args.path), args.days)
     last_day = np.floor(ratings["ts"].max() / DAY) * DAY + DAY  # the end of the last day
     ends = [last_day - (args.nights - night) * DAY for night in range(args.nights + 1)]
     base = dataclasses.replace(RunConfig().train, max_epochs=args.epochs)
@@ -122,6 +135,35 @@ def main() -> None:
     print(f"{time.perf_counter() - started:.0f} s; load average after: {_load()}")
 
 
+def _ratings(path: Path) -> pd.DataFrame:
+    """A MovieLens directory's or an interactions CSV's ratings, as the ingest parsers read them."""
+    return (parse_movielens(path) if path.is_dir() else parse_csv(path)).ratings
+
+
+def _timed(ratings: pd.DataFrame, days: float) -> pd.DataFrame:
+    """The ratings in time order with ``ts`` in unix seconds; without timestamps, a seeded random
+    order spread evenly over ``days`` days ending at the first second of 2026."""
+    if ratings["rated_at"].isna().all():
+        order = np.random.default_rng(0).permutation(len(ratings))
+        end = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+        seconds = end - days * DAY + np.arange(len(ratings)) * (days * DAY / len(ratings))
+        print(f"no timestamps: a seeded random arrival order over {days:g} days")
+        return ratings.iloc[order].assign(ts=seconds)
+    seconds = ratings["rated_at"].astype("int64").to_numpy() // 10**9
+    return ratings.assign(ts=seconds.astype(np.float64)).sort_values("ts", kind="stable")
+
+
+def _sampled(snapshot: Snapshot, parts: Holdout, users: int | None) -> Holdout:
+    """The night's split judged on a seeded sample of ``users`` of its evaluated test users (all
+    of them when None), the same sample for every run of the night."""
+    evaluated_users = np.unique(snapshot.user[parts.evaluated])
+    if users is None or users >= len(evaluated_users):
+        return parts
+    chosen = np.random.default_rng(0).choice(evaluated_users, users, replace=False)
+    keep = np.isin(snapshot.user[parts.evaluated], chosen)
+    return dataclasses.replace(parts, evaluated=parts.evaluated[keep])
+
+
 def _chain(
     ratings: pd.DataFrame, ends: list[float], train: TrainConfig, args: argparse.Namespace
 ) -> list[Night]:
@@ -133,7 +175,7 @@ def _chain(
         snapshot = _snapshot(ratings[ratings["ts"] < end])
         cutoff = datetime.fromtimestamp(end - args.test_days * DAY, UTC)
         config = RunConfig(train=train, split="temporal", cutoff=cutoff, eval_ks=(args.k,))
-        parts = holdout(snapshot, config)
+        parts = _sampled(snapshot, holdout(snapshot, config), args.eval_users)
         cold, cold_model = _fit(snapshot, parts, config, None, args.k)
         if previous is None:
             previous = _published(snapshot, parts, cold_model)
@@ -254,6 +296,9 @@ def _summary(nights: list[Night], k: int) -> None:
     print(f"\nper night, mean over seeds of ndcg@{k} (test window from):")
     rows = [["", *(f"{group[0].cutoff:%m-%d}" for group in by_night.values())]]
     rows.append([f"cold, {epochs} epochs", *(f"{m['cold'][-1]:.4f}" for m in means.values())])
+    if len(nights) > len(by_night):
+        spread = [np.std([n.cold[-1] for n in group], ddof=1) for group in by_night.values()]
+        rows.append(["  its spread over seeds (sd)", *(f"{sd:.4f}" for sd in spread)])
     rows.append(
         [
             f"warm, first epoch reaching it (of {epochs})",
@@ -263,6 +308,9 @@ def _summary(nights: list[Night], k: int) -> None:
     rows.append([f"warm, {epochs} epochs", *(f"{m['warm'][-1]:.4f}" for m in means.values())])
     rows.append(
         [f"short: warm, {third} epochs", *(f"{m['short'][-1]:.4f}" for m in means.values())]
+    )
+    rows.append(
+        ["  short − cold", *(f"{m['short'][-1] - m['cold'][-1]:+.4f}" for m in means.values())]
     )
     _print_table(rows)
     reached = [_reached(n.warm, n.cold[-1]) for n in nights]
