@@ -12,7 +12,8 @@ before. Each night trains on the same split, with the same settings:
   those): what a scheduler would run.
 
 ``--warm-learning-rate`` sets the initial learning rate of both warm-started runs (default: the
-cold run's), ``--short-learning-rate`` that of the short run alone.
+product's for a warm start, ``WARM_START_LEARNING_RATE``, as ``run --warm-start`` without
+``--learning-rate`` takes it), ``--short-learning-rate`` that of the short run alone.
 
 The previous night trained on ratings before its own cut-off, one day earlier than tonight's, so
 the warm start is fair by the product's rule (``lineage.unfair_reason``, checked each night).
@@ -60,7 +61,7 @@ from recsys.evaluation.evaluate import evaluate_holdout
 from recsys.ingest.csvfile import parse_csv
 from recsys.ingest.movielens import parse_movielens
 from recsys.model.lightgcn import LightGCN, configure_threads
-from recsys.model.settings import TrainConfig
+from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.model.train import fit
 from recsys.model.warm_start import InitialState, carry
 from recsys.run_config import RunConfig
@@ -116,7 +117,7 @@ def main() -> None:
     last_day = np.floor(ratings["ts"].max() / DAY) * DAY + DAY  # the end of the last day
     ends = [last_day - (args.nights - night) * DAY for night in range(args.nights + 1)]
     base = dataclasses.replace(RunConfig().train, max_epochs=args.epochs)
-    warm_rate = args.warm_learning_rate or base.learning_rate
+    warm_rate = args.warm_learning_rate or WARM_START_LEARNING_RATE
     short_rate = args.short_learning_rate or warm_rate
     print(
         f"{args.path}: {len(ratings):,} ratings; {args.nights + 1} nights a day apart, each "
@@ -188,7 +189,7 @@ def _chain(
             carry(snapshot.user_ids, [(previous.user_ids, previous.users)]),
             carry(snapshot.item_ids, [(previous.item_ids, previous.items)]),
         )
-        warm_rate = args.warm_learning_rate or train.learning_rate
+        warm_rate = args.warm_learning_rate or WARM_START_LEARNING_RATE
         warm_train = dataclasses.replace(train, learning_rate=warm_rate)
         warm_config = dataclasses.replace(config, train=warm_train)
         warm, model = _fit(snapshot, parts, warm_config, initial, args.k)

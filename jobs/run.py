@@ -16,7 +16,7 @@ from click.core import ParameterSource
 
 from recsys.errors import PUBLISHED_NOT_PROMOTED, InvalidInput
 from recsys.memory import parse_size
-from recsys.model.settings import TrainConfig
+from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.promotion import Gate, Judging
 from recsys.run_config import SPLITS, RunConfig
 from recsys.storage.aliases import DEFAULT_ALIAS
@@ -195,8 +195,8 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
 @click.option(
     "--learning-rate",
     default=_TRAIN.learning_rate,
-    show_default=True,
-    help="Adam's initial rate (half-cosine decay to 0 over the training steps).",
+    help="Adam's initial rate (half-cosine decay to 0 over the training steps).  [default: "
+    f"{_TRAIN.learning_rate:g}; {WARM_START_LEARNING_RATE:g} with --warm-start]",
 )
 @click.option(
     "--l2",
@@ -353,6 +353,11 @@ def run(
         # A time budget without --epochs: the budget decides how many epochs fit.
         config = dataclasses.replace(
             config, train=dataclasses.replace(config.train, max_epochs=None)
+        )
+    if config.warm_start and ctx.get_parameter_source("learning_rate") not in _GIVEN:
+        config = dataclasses.replace(
+            config,
+            train=dataclasses.replace(config.train, learning_rate=WARM_START_LEARNING_RATE),
         )
     _refuse_ignored_options(ctx, config)
     judging = _judging(compare_with, promote, if_better)

@@ -4,6 +4,11 @@ without importing TensorFlow (which takes seconds). Why these defaults: recsys/m
 import math
 from dataclasses import dataclass
 
+#: Adam's initial rate for a warm-started run where none is given: it starts near a trained
+#: model, which a restart at the cold rate scrambles for most of the schedule (measured by
+#: bench/nightly.py; the README's Nightly runs).
+WARM_START_LEARNING_RATE = 0.03
+
 
 @dataclass(frozen=True)
 class TrainConfig:

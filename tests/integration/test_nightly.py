@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from recsys.errors import PUBLISHED_NOT_PROMOTED, InvalidInput
 from recsys.evaluation.metrics import METRICS
 from recsys.faults import ENV, InjectedFault
+from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.pipeline import run
 from recsys.promotion import Gate, Judging
 from recsys.storage import aliases, schema
@@ -180,6 +181,26 @@ def test_warm_start_carries_the_layer0_rows_of_persisting_ids(nightly: Nightly) 
             assert not any(np.allclose(after[table][key], row) for row in before[table].values())
     assert carried["version"] == "v1"
     assert any(line.startswith("warm start from v1:") for line in lines)
+
+
+def test_a_warm_start_takes_its_own_learning_rate_unless_one_is_given(
+    nightly: Nightly, database_url: URL
+) -> None:
+    for name, more, rate in (
+        ("warm-rate-default", (), WARM_START_LEARNING_RATE),
+        ("warm-rate-given", ("--learning-rate", "0.2"), 0.2),
+    ):
+        result = _run(nightly, database_url, name, "--warm-start", "v1", *more, cut=nightly.cut_b)
+        assert result.exit_code == 0, result.output
+        assert f"lr {rate:g}," in result.output
+        with nightly.engine.connect() as conn:
+            assert version_row(conn, name).params["learning_rate"] == rate
+    cold_rate = TrainConfig().learning_rate
+    assert cold_rate != WARM_START_LEARNING_RATE
+    result = _run(nightly, database_url, "cold-rate", cut=nightly.cut_b)
+    assert result.exit_code == 0, result.output
+    with nightly.engine.connect() as conn:
+        assert version_row(conn, "cold-rate").params["learning_rate"] == cold_rate
 
 
 @pytest.fixture(scope="module")
