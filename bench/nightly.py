@@ -105,25 +105,29 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=RunConfig().train.max_epochs)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
-    parser.add_argument("--warm-learning-rate", type=float, help="of both warm-started runs")
+    parser.add_argument(
+        "--warm-learning-rate",
+        type=float,
+        default=WARM_START_LEARNING_RATE,
+        help="of both warm-started runs",
+    )
     parser.add_argument("--short-learning-rate", type=float, help="of the short warm run")
     parser.add_argument(
         "--days", type=float, default=100.0, help="span of interactions without timestamps"
     )
     parser.add_argument("--eval-users", type=int, help="test users sampled per night (all)")
     args = parser.parse_args()
+    args.short_learning_rate = args.short_learning_rate or args.warm_learning_rate
     configure_threads()
     ratings = _timed(_ratings(args.path), args.days)
     last_day = np.floor(ratings["ts"].max() / DAY) * DAY + DAY  # the end of the last day
     ends = [last_day - (args.nights - night) * DAY for night in range(args.nights + 1)]
     base = dataclasses.replace(RunConfig().train, max_epochs=args.epochs)
-    warm_rate = args.warm_learning_rate or WARM_START_LEARNING_RATE
-    short_rate = args.short_learning_rate or warm_rate
     print(
         f"{args.path}: {len(ratings):,} ratings; {args.nights + 1} nights a day apart, each "
         f"testing on its last {args.test_days:g} days; {args.epochs} epochs (short: "
         f"{max(1, args.epochs // 3)}); learning rate cold {base.learning_rate:g}, warm "
-        f"{warm_rate:g}, short {short_rate:g}; seeds {args.seeds}"
+        f"{args.warm_learning_rate:g}, short {args.short_learning_rate:g}; seeds {args.seeds}"
     )
     print(f"load average before: {_load()}")
     started = time.perf_counter()
@@ -189,14 +193,13 @@ def _chain(
             carry(snapshot.user_ids, [(previous.user_ids, previous.users)]),
             carry(snapshot.item_ids, [(previous.item_ids, previous.items)]),
         )
-        warm_rate = args.warm_learning_rate or WARM_START_LEARNING_RATE
-        warm_train = dataclasses.replace(train, learning_rate=warm_rate)
+        warm_train = dataclasses.replace(train, learning_rate=args.warm_learning_rate)
         warm_config = dataclasses.replace(config, train=warm_train)
         warm, model = _fit(snapshot, parts, warm_config, initial, args.k)
         third = dataclasses.replace(
             warm_train,
             max_epochs=max(1, args.epochs // 3),
-            learning_rate=args.short_learning_rate or warm_rate,
+            learning_rate=args.short_learning_rate,
         )
         short, _ = _fit(snapshot, parts, dataclasses.replace(config, train=third), initial, args.k)
         evaluated = (len(parts.evaluated), len(np.unique(snapshot.user[parts.evaluated])))
