@@ -348,17 +348,7 @@ def run(
     Exit status 8: published, but the --if-better gate did not promote it.
     """
     ctx = click.get_current_context()
-    config = _run_config(options)
-    if config.train.max_train_seconds and ctx.get_parameter_source("epochs") not in _GIVEN:
-        # A time budget without --epochs: the budget decides how many epochs fit.
-        config = dataclasses.replace(
-            config, train=dataclasses.replace(config.train, max_epochs=None)
-        )
-    if config.warm_start and ctx.get_parameter_source("learning_rate") not in _GIVEN:
-        config = dataclasses.replace(
-            config,
-            train=dataclasses.replace(config.train, learning_rate=WARM_START_LEARNING_RATE),
-        )
+    config = _with_dependent_defaults(ctx, _run_config(options))
     _refuse_ignored_options(ctx, config)
     judging = _judging(compare_with, promote, if_better)
     scale_out = _scale_out(ctx, job, ray, ray_workers, ray_worker_cpus, ray_worker_gpus)
@@ -488,6 +478,17 @@ def run_version(
 
 #: Where an option's value came from when the user set it (not click's default).
 _GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.DEFAULT_MAP)
+
+
+def _with_dependent_defaults(ctx: click.Context, config: RunConfig) -> RunConfig:
+    """Training defaults that depend on another option, where the user set neither themselves:
+    a time budget decides how many epochs fit; a warm start trains at its own rate."""
+    changes: dict[str, object] = {}
+    if config.train.max_train_seconds and ctx.get_parameter_source("epochs") not in _GIVEN:
+        changes["max_epochs"] = None
+    if config.warm_start and ctx.get_parameter_source("learning_rate") not in _GIVEN:
+        changes["learning_rate"] = WARM_START_LEARNING_RATE
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
 
 
 def _refuse_ignored_options(ctx: click.Context, config: RunConfig) -> None:
