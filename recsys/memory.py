@@ -4,11 +4,13 @@ A data set too large for the machine should stop with a message, not be killed b
 system an hour into training. The estimate counts what grows with the data after the snapshot
 is read (which is already resident when the check runs): the graph and its TensorFlow copies,
 the BPR sampler's arrays, the model's tables (layer-0 embeddings, Adam's moments, the forward
-and backward propagations' intermediates), the evaluation's sets, and one scoring block.
+and backward propagations' intermediates), the evaluation's sets, one scoring block, and the
+GF-CF baseline (its randomized SVD's blocks, its low-pass factors, its sparse products and the
+dense block its linear term adds), which runs while the trained model is still held.
 bench/scale.py prints it beside the measured peak at each size.
 
 Public API:
-    estimate_bytes(n_users, n_items, train_interactions, ratings, dim) -> int
+    estimate_bytes(n_users, n_items, train_interactions, ratings, dim, spectral_rank=0) -> int
     available_bytes() -> int           what this process may still take (cgroup limit, or RAM)
     check_fits(estimate, limit=None)   raises InvalidInput when the estimate exceeds the limit
     peak_rss_bytes() -> int            this process's peak resident memory so far
@@ -32,15 +34,38 @@ _PER_RATING = 24
 _TABLES = 16
 #: TensorFlow's runtime and the scoring block (a [chunk, n_items] float32 block of ~256 MB).
 _FIXED = 1 << 30
+#: Bytes per training interaction of GF-CF: R and R̂ and their transposes, and the products of
+#: a chunk's rows.
+_PER_FILTER_INTERACTION = 64
+#: Blocks of (users + items) × (2 · rank) float32 alive at once in the randomized SVD: the
+#: sketch, the basis, its product and the orthonormalisation's copy.
+_SVD_BLOCKS = 4
+#: The dense score block GF-CF's linear term adds (as large as the scoring block).
+_FILTER_BLOCK = 1 << 28
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def estimate_bytes(
-    n_users: int, n_items: int, train_interactions: int, ratings: int, dim: int
+    n_users: int,
+    n_items: int,
+    train_interactions: int,
+    ratings: int,
+    dim: int,
+    spectral_rank: int = 0,
 ) -> int:
-    """Memory a run needs beyond its snapshot, for a graph of this size."""
+    """Memory a run needs beyond its snapshot, for a graph of this size; ``spectral_rank`` is
+    the GF-CF baseline's (0 without it)."""
     tables = (n_users + n_items) * dim * 4 * _TABLES
-    return _FIXED + tables + train_interactions * _PER_INTERACTION + ratings * _PER_RATING
+    model = _FIXED + tables + train_interactions * _PER_INTERACTION + ratings * _PER_RATING
+    return model + _gf_cf_bytes(n_users, n_items, train_interactions, spectral_rank)
+
+
+def _gf_cf_bytes(n_users: int, n_items: int, train_interactions: int, rank: int) -> int:
+    if rank == 0:
+        return 0
+    svd = (n_users + n_items) * 2 * rank * 4 * _SVD_BLOCKS
+    factors = (n_users + 2 * n_items) * rank * 4
+    return svd + factors + train_interactions * _PER_FILTER_INTERACTION + _FILTER_BLOCK
 
 
 def available_bytes() -> int:
