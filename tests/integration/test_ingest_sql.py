@@ -209,6 +209,11 @@ BAD = {
         "SELECT customer AS user_id, stars AS rating FROM {shop}.orders",
         "no column item_id or movie_id",
     ),
+    "a misspelt column": (
+        "SELECT customer AS user_id, sku AS item_id, stars AS ratng FROM {shop}.orders",
+        "unknown column(s) (expected user_id, item_id|movie_id, rating, timestamp|rated_at)"
+        " (value: 'ratng')",
+    ),
     "a NULL id": (
         "SELECT CASE WHEN sku = 30 THEN NULL ELSE customer END AS user_id, sku AS item_id"
         " FROM {shop}.orders",
