@@ -7,7 +7,8 @@ of the user or none. The output tables are locked first, all in one statement as
 them (:mod:`recsys.storage.locks`), in ROW EXCLUSIVE mode: readers go on, while a publish, which
 needs ACCESS EXCLUSIVE to attach its tables, waits for the erasure to commit (and an erasure for
 a publish), so the two never interleave. Each erased user gets a row in ``erasures``: when, the
-rows deleted per table, and a salted SHA-256 of the id.
+rows deleted per table, and a salted SHA-256 of the id; erasing again an id that has nothing left
+adds none, so a table of erasure requests can drive ``forget`` every night.
 """
 
 import re
@@ -88,6 +89,8 @@ def forget(conn: sa.Connection, ids: str) -> dict[str, int]:
             " SELECT {hashed}, coalesce(jsonb_object_agg(e.tbl, e.n)"
             "  FILTER (WHERE e.tbl IS NOT NULL), '{{}}')"
             " FROM {ids} i LEFT JOIN erased e ON e.user_id = i.user_id GROUP BY i.user_id"
+            # An id erased before with nothing to delete now (a request seen again) adds no row.
+            " HAVING count(e.tbl) > 0 OR {hashed} NOT IN (SELECT user_hash FROM {audit})"
         ).format(
             audit=sql.Identifier(namespace, schema.erasures.name),
             hashed=user_hash(conn, sql.SQL("i.user_id")),
