@@ -14,6 +14,7 @@ from recsys.ingest.movielens import input_size, parse_movielens
 from recsys.ingest.records import ParsedData
 from recsys.ingest.sql_load import Increment, load_sql
 from recsys.ingest.sql_source import SourceSpec
+from recsys.storage import database
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.progress import progress_bar
 
@@ -81,6 +82,11 @@ def csv(job: JobContext, ratings: Path, movies: Path | None, users: Path | None)
     is_flag=True,
     help="Delete the ratings of the source's users that the source no longer has.",
 )
+@click.option(
+    "--source-url",
+    metavar="URL",
+    help="Read the sources from this other database; rows stream across by binary COPY.",
+)
 @pass_job
 def sql(
     job: JobContext,
@@ -93,6 +99,7 @@ def sql(
     since_last: bool,
     watermark: str | None,
     mirror: bool,
+    source_url: str | None,
 ) -> None:
     """Load from tables, views or SELECTs in the same database: the rows move inside the server,
     the query runs read-only; checked and merged as ``ingest csv`` is."""
@@ -110,7 +117,19 @@ def sql(
         raise InvalidInput("--watermark goes with --since-last")
     started = time.perf_counter()
     increment = Increment(since_last, watermark, mirror)
-    result = load_sql(job.engine(), [s for s in specs if s is not None], increment)
+    engine = job.engine()
+    source = None
+    if source_url is not None:
+        url = database.parse_url(source_url)
+        source = database.connect(url, job.schema, timeouts=job.timeouts)
+        click.echo(f"source: {database.masked(url)}", err=True)
+    try:
+        result = load_sql(
+            engine, [s for s in specs if s is not None], increment, source_engine=source
+        )
+    finally:
+        if source is not None:
+            source.dispose()
     _summarise(result.report, started)
     if result.mirrored is not None:
         click.echo(f"ratings: {result.mirrored:,} deleted (--mirror: no longer in the source)")

@@ -2,17 +2,21 @@
 
 Three transactions on one session. The first two are read-only where the user's SQL runs
 (:mod:`recsys.ingest.sql_source`): one describes each source, one copies its rows into
-temporary tables with ``INSERT … SELECT``. The third checks the staged values as ``ingest csv``
-checks a file's, merges them as ``ingest csv`` does (:mod:`recsys.ingest.upsert`,
-:mod:`recsys.ingest.rating_merge`), and, in the same commit, deletes what a ``--mirror`` source
-lost and advances a ``--since-last`` watermark. Nothing but temporary tables is written before
-that last commit, so a failure anywhere leaves the database as it was; the session is then
-discarded, and its temporary tables with it.
+temporary tables with ``INSERT … SELECT`` (with ``--source-url``, the SQL runs in read-only
+transactions of a session on the other database, and the rows are streamed across by binary
+COPY). The third checks the staged values as ``ingest csv`` checks a file's, merges them as
+``ingest csv`` does (:mod:`recsys.ingest.upsert`, :mod:`recsys.ingest.rating_merge`), and, in the
+same commit, deletes what a ``--mirror`` source lost and advances a ``--since-last`` watermark.
+Nothing but temporary tables is written before that last commit, so a failure anywhere leaves
+the database as it was; the session is then discarded, and its temporary tables with it.
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects import postgresql as pg
@@ -22,10 +26,17 @@ from recsys.ingest.errors import InputError
 from recsys.ingest.load import IngestReport
 from recsys.ingest.rating_merge import LARGE_LOAD, merge_ratings
 from recsys.ingest.sql_columns import FIELDS, Field, Mapping, mapping
-from recsys.ingest.sql_source import SourceSpec, SqlSource, describe, execute
+from recsys.ingest.sql_source import (
+    SourceSpec,
+    SqlSource,
+    describe,
+    execute,
+    read_only,
+    user_sql,
+)
 from recsys.ingest.staging import StagedRatings, staging_table
 from recsys.ingest.upsert import TableCounts, merge_staged
-from recsys.storage import erasure, schema
+from recsys.storage import database, erasure, schema
 from recsys.storage.bulk import driver_connection, schema_of
 
 #: The year written in a title, as ``ingest csv`` finds it (recsys.ingest.movie_fields).
@@ -55,35 +66,52 @@ def load_sql(
     sources: list[SourceSpec],
     increment: Increment,
     large_load: int = LARGE_LOAD,
+    source_engine: sa.Engine | None = None,
 ) -> SqlReport:
     """Ingest ``sources`` (ratings, and movies or users if given) all or nothing; see the
-    module docstring."""
+    module docstring. With ``source_engine`` the sources are read from that database and their
+    rows streamed across by binary COPY (:func:`_copy_across`)."""
     if increment.since_last and increment.mirror:
         raise InputError(
             "--mirror needs every row of the source, --since-last reads only new ones; "
             "give one of them"
         )
-    with engine.connect() as conn:
+    with engine.connect() as conn, _reader(source_engine, conn) as reader:
         try:
-            return _load(conn, sources, increment, large_load)
+            return _load(conn, reader, sources, increment, large_load)
         except BaseException:
             conn.invalidate()  # the temporary tables and the source's lock go with the session
             raise
 
 
+@contextmanager
+def _reader(source_engine: sa.Engine | None, conn: sa.Connection) -> Iterator[sa.Connection]:
+    """Where the sources are read: another database's connection, or ``conn`` itself."""
+    if source_engine is None:
+        yield conn
+        return
+    with source_engine.connect() as reader:
+        yield reader
+
+
 def _load(
-    conn: sa.Connection, sources: list[SourceSpec], increment: Increment, large_load: int
+    conn: sa.Connection,
+    reader: sa.Connection,
+    sources: list[SourceSpec],
+    increment: Increment,
+    large_load: int,
 ) -> SqlReport:
     started = time.perf_counter()
-    present = {spec.kind: spec.resolve(conn) for spec in sources}
-    described = {kind: describe(conn, source) for kind, source in present.items()}
+    origin = "" if reader is conn else database.masked(reader.engine.url)
+    present = {spec.kind: spec.resolve(reader, origin) for spec in sources}
+    described = {kind: describe(reader, source) for kind, source in present.items()}
     mark = _watermark(conn, present["ratings"], described["ratings"], increment)
     extra = mark.column if mark else None
     mappings = {
         kind: mapping(kind, present[kind].label, columns, extra if kind == "ratings" else None)
         for kind, columns in described.items()
     }
-    staged = _stage(conn, present, mappings, mark)
+    staged = _stage(conn, reader, present, mappings, mark)
     with conn.begin():
         for kind, mapped in mappings.items():
             sql_checks.check_values(conn, kind, mapped, _raw_table(kind))
@@ -165,12 +193,13 @@ def _raw_table(kind: str) -> str:
 
 def _stage(
     conn: sa.Connection,
+    reader: sa.Connection,
     sources: dict[str, SqlSource],
     mappings: dict[str, Mapping],
     mark: watermark.Watermark | None,
 ) -> int:
-    """Copy every source's rows into its temporary table in one read-only transaction; returns
-    the number of ratings staged."""
+    """Copy every source's rows into its temporary table in one read-only transaction (and, for
+    another database, one read-only transaction there); returns the number of ratings staged."""
     with conn.begin():
         cursor = driver_connection(conn).cursor()
         fields = {kind: [f for f in FIELDS[kind] if m.has(f.name)] for kind, m in mappings.items()}
@@ -199,26 +228,56 @@ def _stage(
             names = [sql.Identifier(f.name) for f in present] + [sql.Identifier("line")]
             values = [mappings[kind].staged(f) for f in present]
             values.append(sql.SQL("row_number() OVER ()"))
-            where, params = sql.SQL(""), ()
+            where = sql.SQL("")
             if kind == "ratings" and mark is not None:
                 names.append(sql.Identifier("watermark"))
                 values.append(sql.Identifier("s", mark.column))
                 if mark.last is not None:
-                    where = sql.SQL(" WHERE {} > CAST(%s AS {})").format(
-                        sql.Identifier("s", mark.column), sql.SQL(mark.type_name)
+                    # A literal, not a parameter: COPY (…) TO STDOUT takes none.
+                    where = sql.SQL(" WHERE {} > CAST({} AS {})").format(
+                        sql.Identifier("s", mark.column),
+                        sql.Literal(mark.last),
+                        sql.SQL(mark.type_name),
                     )
-                    params = (mark.last,)
-            statement = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}{}").format(
-                sql.Identifier(_raw_table(kind)),
-                sql.SQL(", ").join(names),
-                sql.SQL(", ").join(values),
-                sources[kind].as_subquery(),
-                where,
+            select = sql.SQL("SELECT {} FROM {}{}").format(
+                sql.SQL(", ").join(values), sources[kind].as_subquery(), where
             )
-            execute(cursor, statement, sources[kind], params)
+            target = sql.SQL("{} ({})").format(
+                sql.Identifier(_raw_table(kind)), sql.SQL(", ").join(names)
+            )
+            if reader is conn:
+                statement = sql.SQL("INSERT INTO {} {}").format(target, select)
+                execute(cursor, statement, sources[kind])
+                rows = cursor.rowcount
+            else:
+                rows = _copy_across(reader, cursor, select, target, sources[kind])
             if kind == "ratings":
-                ratings = cursor.rowcount
+                ratings = rows
         return ratings
+
+
+def _copy_across(
+    reader: sa.Connection,
+    cursor: psycopg.Cursor,
+    select: sql.Composable,
+    target: sql.Composable,
+    source: SqlSource,
+) -> int:
+    """Stream ``select``'s rows from the other database into ``target`` by binary COPY, a
+    message at a time, so memory stays at a COPY buffer's whatever the row count. The staged
+    columns have the types the select gives (the source's or the conversions'), which binary
+    COPY needs. ``describe`` ran the source through the extended protocol already, so its text
+    is one statement; the read-only transaction keeps it from writing there."""
+
+    def stream(source_cursor: psycopg.Cursor) -> int:
+        out = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(select)
+        into = sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(target)
+        with user_sql(source), source_cursor.copy(out) as rows_out, cursor.copy(into) as rows_in:
+            for data in rows_out:
+                rows_in.write(data)
+        return cursor.rowcount
+
+    return read_only(reader, stream)
 
 
 def _raw_type(field: Field, mapped: Mapping) -> sql.Composable:

@@ -10,7 +10,9 @@ read-only transaction either. The rows never pass through Python.
 """
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -30,10 +32,13 @@ class SqlSource:
     kind: str
     text: str
     label: str
+    #: The other database it is read from (``--source-url``, password masked), or "".
+    origin: str = ""
 
     def key(self, watermark_column: str) -> str:
         """Identifies the source and watermark column across runs (:mod:`watermark`)."""
-        return hashlib.sha256(f"{self.kind}\n{self.text}\n{watermark_column}".encode()).hexdigest()
+        identity = f"{self.origin}\n{self.kind}\n{self.text}\n{watermark_column}"
+        return hashlib.sha256(identity.encode()).hexdigest()
 
     def as_subquery(self) -> sql.Composable:
         return sql.SQL("({}) AS s").format(sql.SQL(self.text))
@@ -47,10 +52,15 @@ class SourceSpec:
     query: str | None = None
     table: str | None = None
 
-    def resolve(self, conn: sa.Connection) -> SqlSource:
+    def resolve(self, conn: sa.Connection, origin: str = "") -> SqlSource:
+        """The source read over ``conn`` (a connection to ``origin``, "" for recsys's own)."""
         if self.table is not None:
-            return from_table(conn, self.kind, self.table)
-        return from_query(self.kind, self.query or "")
+            source = from_table(conn, self.kind, self.table)
+        else:
+            source = from_query(self.kind, self.query or "")
+        if not origin:
+            return source
+        return replace(source, label=f"{source.label} at {origin}", origin=origin)
 
 
 def from_query(kind: str, query: str) -> SqlSource:
@@ -105,23 +115,34 @@ def execute(
     source: SqlSource,
     params: tuple[object, ...] = (),
 ) -> None:
-    """Run a statement holding the user's SQL: one statement only (extended protocol); a
-    failure of the user's SQL is bad input naming the source, with PostgreSQL's reason."""
-    try:
+    """Run a statement holding the user's SQL: one statement only (extended protocol)."""
+    with user_sql(source):
         cursor.execute(statement, params, binary=True)
-    except (
-        psycopg.errors.SyntaxError,
-        psycopg.errors.UndefinedTable,
-        psycopg.errors.UndefinedColumn,
-        psycopg.errors.UndefinedFunction,
-        psycopg.errors.ReadOnlySqlTransaction,
-        psycopg.errors.FeatureNotSupported,
-        psycopg.errors.InsufficientPrivilege,
-        psycopg.errors.DatatypeMismatch,
-        psycopg.errors.InvalidTextRepresentation,
-        psycopg.errors.NumericValueOutOfRange,
-        psycopg.errors.DatetimeFieldOverflow,
-    ) as exc:
+
+
+#: Failures of the user's SQL itself: bad input, not a broken database.
+_USER_ERRORS = (
+    psycopg.errors.SyntaxError,
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.ReadOnlySqlTransaction,
+    psycopg.errors.FeatureNotSupported,
+    psycopg.errors.InsufficientPrivilege,
+    psycopg.errors.DatatypeMismatch,
+    psycopg.errors.InvalidTextRepresentation,
+    psycopg.errors.NumericValueOutOfRange,
+    psycopg.errors.DatetimeFieldOverflow,
+)
+
+
+@contextmanager
+def user_sql(source: SqlSource) -> Iterator[None]:
+    """A failure of the user's SQL becomes bad input naming the source, with PostgreSQL's
+    reason (a write is refused as such)."""
+    try:
+        yield
+    except _USER_ERRORS as exc:
         reason = exc.diag.message_primary or str(exc)
         if isinstance(
             exc, psycopg.errors.ReadOnlySqlTransaction | psycopg.errors.FeatureNotSupported

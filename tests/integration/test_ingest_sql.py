@@ -323,3 +323,57 @@ def test_mirror_and_since_last_together_are_refused(
 ) -> None:
     args = ("sql", "--ratings", ORDERS.format(shop=shop), "--since-last", "--mirror")
     assert "give one of them" in refused(ingest(database_url, schema, *args))
+
+
+# --- another database -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def other_database(database_url: URL) -> Iterator[URL]:
+    """A database beside the test database, holding the orders as ``public.orders``."""
+    name = f"src_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = database_url.set(database=name)
+    source = sa.create_engine(url)
+    with source.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE orders (customer bigint, sku integer, stars numeric(2,1),"
+                " ordered_at timestamptz)"
+            )
+        )
+        conn.execute(
+            sa.text("INSERT INTO orders VALUES (:u, :m, :r, to_timestamp(:t))"),
+            [{"u": r.user_id, "m": r.movie_id, "r": r.rating, "t": r.timestamp} for r in RATINGS],
+        )
+    source.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_a_source_in_another_database_streams_the_same_rows(
+    engine: sa.Engine,
+    database_url: URL,
+    schema: str,
+    shop: str,
+    other_schema: tuple[sa.Engine, str],
+    other_database: URL,
+) -> None:
+    ok(ingest(database_url, schema, "sql", "--ratings", ORDERS.format(shop=shop)))
+    other, name = other_schema
+    source = other_database.render_as_string(hide_password=False)
+    args = ("sql", "--source-url", source, "--ratings", ORDERS.format(shop="public"))
+    first = ok(ingest(database_url, name, *args, "--since-last"))
+    assert "ratings: 5 inserted" in first.stdout
+    assert inputs(other) == inputs(engine)
+    again = ok(ingest(database_url, name, *args, "--since-last"))
+    assert "ratings: 0 inserted, 0 updated, 0 unchanged" in again.stdout
+    writes = "SELECT nextval('public.s') AS user_id, 1 AS item_id"
+    with sa.create_engine(other_database).begin() as conn:
+        conn.execute(sa.text("CREATE SEQUENCE public.s"))
+    error = refused(ingest(database_url, name, "sql", "--source-url", source, "--ratings", writes))
+    assert "must only read" in error
