@@ -290,6 +290,24 @@ def test_since_last_reads_only_rows_past_the_last_ingest(
     assert stored.startswith("2001-01-06")  # 978824291 + 120 s, in the session's time zone
 
 
+def test_since_last_on_a_named_watermark_column(
+    engine: sa.Engine, database_url: URL, schema: str, shop: str
+) -> None:
+    """A column other than the time (here a sequence number) holds the watermark."""
+    query = (
+        "SELECT customer AS user_id, sku AS item_id, customer * 1000 + sku AS seq"
+        f" FROM {shop}.orders"
+    )
+    args = ("sql", "--ratings", query, "--since-last", "--watermark", "seq")
+    assert "ratings: 5 inserted" in ok(ingest(database_url, schema, *args)).stdout
+    nothing = ok(ingest(database_url, schema, *args))
+    assert "ratings: 0 inserted, 0 updated, 0 unchanged" in nothing.stdout
+    _add_order(engine, shop, 3, 30, 0)
+    new = ok(ingest(database_url, schema, *args))
+    assert "ratings: 1 inserted, 0 updated, 0 unchanged" in new.stdout
+    assert "watermark: 3020 -> 3030" in new.stdout
+
+
 def test_a_failed_since_last_ingest_leaves_the_watermark(
     engine: sa.Engine, database_url: URL, schema: str, shop: str
 ) -> None:
