@@ -9,7 +9,12 @@ from recsys_jobs.context import JobContext, pass_job
 
 @click.command()
 @click.option(
-    "--user", "users", type=click.IntRange(min=0), multiple=True, metavar="ID", help="Repeatable."
+    "--user",
+    "users",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    multiple=True,
+    metavar="ID",
+    help="Repeatable.",
 )
 @click.option(
     "--users-from",
