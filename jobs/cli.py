@@ -10,6 +10,7 @@ from recsys.storage import database
 from recsys_jobs.context import JobContext
 from recsys_jobs.db import db
 from recsys_jobs.demo import demo
+from recsys_jobs.forget import forget
 from recsys_jobs.grants import grant_reader
 from recsys_jobs.ingest import ingest
 from recsys_jobs.promote import promote
@@ -97,4 +98,5 @@ main.add_command(prune)
 main.add_command(recommend)
 main.add_command(similar)
 main.add_command(report)
+main.add_command(forget)
 db.add_command(grant_reader)

@@ -23,7 +23,7 @@ from recsys.ingest.records import (
 )
 from recsys.ingest.staging import stage_ratings
 from recsys.ingest.upsert import TableCounts, merge_frame
-from recsys.storage import schema
+from recsys.storage import erasure, schema
 
 #: Rows of a parsed ratings frame staged at a time.
 CHUNK_ROWS = 1 << 20
@@ -34,6 +34,8 @@ class IngestReport:
     layout: str
     counts: tuple[TableCounts, ...]
     seconds: float
+    #: Users of this ingest that ``forget`` erased before (ingested again, as new users).
+    erased_again: int = 0
 
     @property
     def changed(self) -> bool:
@@ -76,7 +78,8 @@ def load(
             merge_frame(conn, schema.users, users, progress),
             merge_ratings(conn, staged, stream.sources.get("ratings", "ratings"), large_load),
         )
-    return IngestReport(stream.layout, counts, time.perf_counter() - started)
+        erased = erasure.erased_among(conn, "stage_users")
+    return IngestReport(stream.layout, counts, time.perf_counter() - started, erased)
 
 
 def _streamed(data: ParsedData) -> StreamedData:

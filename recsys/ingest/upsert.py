@@ -58,14 +58,20 @@ def merge_frame(
     frame: pd.DataFrame,
     progress: Callable[[int], None] | None = None,
 ) -> TableCounts:
-    """Stage a movies or users frame and upsert it: rows from a file update what differs,
-    derived rows only fill in ids not there yet."""
-    stage = stage_frame(conn, target, frame, progress)
+    """Stage a movies or users frame and upsert it (:func:`merge_staged`)."""
+    return merge_staged(conn, target, stage_frame(conn, target, frame, progress), len(frame))
+
+
+def merge_staged(conn: sa.Connection, target: sa.Table, stage: sa.Table, rows: int) -> TableCounts:
+    """Upsert the ``rows`` movies or users of ``stage`` (``target``'s columns plus ``line``):
+    rows from an input update what differs, derived rows (``line`` 0) only fill in ids not
+    there yet."""
     columns = [stage.c[c.name] for c in target.columns]
     values = [c.name for c in target.columns if not c.primary_key]
     inserted = updated = 0
-    for rows, update in ((stage.c.line > 0, values), (stage.c.line == 0, None)):
-        new, changed = conn.execute(upsert(target, sa.select(*columns).where(rows), update)).one()
+    for selected, update in ((stage.c.line > 0, values), (stage.c.line == 0, None)):
+        query = upsert(target, sa.select(*columns).where(selected), update)
+        new, changed = conn.execute(query).one()
         inserted += new
         updated += changed
-    return TableCounts(target.name, inserted, updated, len(frame) - inserted - updated)
+    return TableCounts(target.name, inserted, updated, rows - inserted - updated)

@@ -10,6 +10,7 @@ retried, until the session's ``lock_timeout`` is spent.
 import random
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 import psycopg
 import sqlalchemy as sa
@@ -22,16 +23,21 @@ from recsys.storage.bulk import driver_connection, schema_of
 LOCK_SLICE_MS = 100
 
 
-def lock_exclusively(conn: sa.Connection, tables: Sequence[sa.Table | str]) -> None:
-    """ACCESS EXCLUSIVE on ``tables`` (tables or views of the schema, by object or name; not
-    their partitions, but a view's tables too), in the order given, until the transaction ends;
-    raises LockNotAvailable once the session's lock timeout is spent."""
+def lock_exclusively(
+    conn: sa.Connection,
+    tables: Sequence[sa.Table | str],
+    mode: Literal["ACCESS EXCLUSIVE", "ROW EXCLUSIVE"] = "ACCESS EXCLUSIVE",
+) -> None:
+    """ACCESS EXCLUSIVE (or ``mode``) on ``tables`` (tables or views of the schema, by object or
+    name; not their partitions, but a view's tables too), in the order given, until the
+    transaction ends; raises LockNotAvailable once the session's lock timeout is spent."""
     cursor = driver_connection(conn).cursor()
     namespace = schema_of(conn)
-    lock = sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(
+    lock = sql.SQL("LOCK TABLE ONLY {} IN {} MODE").format(
         sql.SQL(", ").join(
             sql.Identifier(namespace, t if isinstance(t, str) else t.name) for t in tables
-        )
+        ),
+        sql.SQL(mode),
     )
     setting, budget_ms = conn.execute(
         sa.text(

@@ -266,3 +266,39 @@ version_aliases = sa.Table(
         postgresql_where=sa.text("valid_to IS NULL"),
     ),
 )
+
+#: The watermark of the last successful ``ingest sql --since-last`` from each source (keyed by a
+#: hash of the source's text and the watermark column), as the column's value in text.
+ingest_watermarks = sa.Table(
+    "ingest_watermarks",
+    metadata,
+    sa.Column("source_key", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("watermark_column", sa.Text, nullable=False),
+    sa.Column("watermark", sa.Text, nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column(
+        "ingested_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+#: One row per user ``forget`` erased: a salted hash of the id (never the id) and the rows
+#: deleted from each table.
+erasures = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("erasure_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "erased_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("user_hash", sa.Text, nullable=False),
+    sa.Column("rows", pg.JSONB, nullable=False),
+    sa.Index("erasures_user_hash_idx", "user_hash"),
+)
+
+#: The installation's salt for :data:`erasures`' hashes: one random row made by migration 0007.
+erasure_salt = sa.Table(
+    "erasure_salt",
+    metadata,
+    sa.Column("salt", sa.LargeBinary, nullable=False),
+)

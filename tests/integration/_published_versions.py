@@ -58,15 +58,18 @@ def publish_outputs(
     items: int = 4,
     baseline_ndcg: float = 0.1,
     write_similar: Callable[[RunTables], object] | None = None,
+    first_user: int = 1,
 ) -> int:
-    """Publish ``version`` with tiny outputs for users 1..users and movies 1..items; its run id.
+    """Publish ``version`` with tiny outputs for ``users`` users from ``first_user`` on and
+    movies 1..items; its run id.
 
     Its one evaluation figure is NDCG@10: 0.2 for the model, ``baseline_ndcg`` for popularity.
     ``write_similar`` writes its similar items instead of made-up ones."""
     claim = registry.acquire(engine, version, replace=False)
     try:
         registry.start(engine, claim, {"dim": 2})
-        user_ids, movie_ids = np.arange(1, users + 1), np.arange(1, items + 1)
+        user_ids = np.arange(first_user, first_user + users)
+        movie_ids = np.arange(1, items + 1)
         outputs = {
             "training_history": pd.DataFrame(
                 {

@@ -26,7 +26,7 @@ from recsys import errors
 from recsys.storage.bulk import schema_of
 from recsys.storage.database import DEFAULT_SCHEMA
 from recsys_jobs.run import run as run_command
-from tests.integration._run_data import FAST_OPTIONS, expect_published, populate
+from tests.integration._run_data import FAST_OPTIONS, expect_published, populate, version_row
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION = "## Scheduling a nightly run"
@@ -240,3 +240,90 @@ def test_the_dbt_sources_name_views_and_columns_that_exist(engine: sa.Engine) ->
             assert listed <= columns, table["name"]
             if "loaded_at_field" in table:
                 assert table["loaded_at_field"] in columns
+
+
+# --- the nightly script: erasures, the dbt model's increment, the run ------------------------
+
+
+def _nightly_source(engine: sa.Engine) -> int:
+    """``analytics``: ``orders`` holding the synthetic ratings, ``erasure_requests`` naming one of
+    their users, and the dbt model ``recsys_interactions`` leaving that user out. recsys keeps
+    only that user's ratings, so the night has one user to erase and the rest to ingest."""
+    populate(engine)
+    with engine.begin() as conn:
+        ratings = f'"{schema_of(conn)}".ratings'
+        erased = conn.execute(sa.text(f"SELECT min(user_id) FROM {ratings}")).scalar_one()
+        for statement in (
+            "CREATE SCHEMA analytics",
+            "CREATE TABLE analytics.orders AS"
+            f" SELECT user_id, movie_id AS item_id, rating, rated_at FROM {ratings}",
+            "CREATE TABLE analytics.erasure_requests"
+            " (user_id bigint, requested_at timestamptz DEFAULT now())",
+            "CREATE VIEW analytics.recsys_interactions AS SELECT * FROM analytics.orders"
+            " WHERE user_id NOT IN (SELECT user_id FROM analytics.erasure_requests)",
+        ):
+            conn.execute(sa.text(statement))
+        conn.execute(
+            sa.text("INSERT INTO analytics.erasure_requests (user_id) VALUES (:u)"), {"u": erased}
+        )
+        conn.execute(sa.text(f"DELETE FROM {ratings} WHERE user_id <> :u"), {"u": erased})
+    return erased
+
+
+def test_the_nightly_script_erases_ingests_the_increment_and_publishes(
+    engine: sa.Engine, database_url: URL, schema: str, tmp_path: Path
+) -> None:
+    script = _block("sh")
+    erased = _nightly_source(engine)
+    try:
+        config = tmp_path / "recsys" / "nightly.toml"
+        config.parent.mkdir()
+        options = dict(zip(FAST_OPTIONS[::2], FAST_OPTIONS[1::2], strict=True))
+        config.write_text("".join(f"{name[2:]} = {value}\n" for name, value in options.items()))
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "RECSYS_DATABASE_URL": database_url.render_as_string(hide_password=False),
+            "RECSYS_SCHEMA": schema,
+            "HOME": str(tmp_path),
+        }
+
+        def night(text: str) -> str:
+            done = subprocess.run(
+                ["sh", "-c", text], env=env, capture_output=True, text=True, timeout=600
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        before = datetime.now(UTC).strftime("%Y%m%d")
+        out = night(script)
+        with engine.connect() as conn:
+            orders = conn.execute(
+                sa.text("SELECT count(*) FROM analytics.recsys_interactions")
+            ).scalar_one()
+            held = conn.execute(
+                sa.text(
+                    f'SELECT (SELECT count(*) FROM "{schema}".ratings WHERE user_id = :u)'
+                    f' + (SELECT count(*) FROM "{schema}".users WHERE user_id = :u)'
+                    f' + (SELECT count(*) FROM "{schema}".recommendations WHERE user_id = :u)'
+                ),
+                {"u": erased},
+            ).scalar_one()
+            audits = conn.execute(sa.text(f'SELECT count(*) FROM "{schema}".erasures')).scalar()
+        assert "forgot 1 user(s)" in out
+        assert f"ratings: {orders:,} inserted, 0 updated, 0 unchanged" in out
+        assert held == 0 and audits == 1
+        versions = {f"nightly-{day}" for day in (before, datetime.now(UTC).strftime("%Y%m%d"))}
+        (version,) = [v for v in versions if f"published {v}" in out]
+        with engine.connect() as conn:
+            assert version_row(conn, version).status == "published"
+
+        # The next night, before any new order: the ingest reads nothing, the request adds no row.
+        lines = [line for line in script.splitlines() if line.startswith("recsys-job")]
+        again = night("\n".join(lines[:2]))
+        assert "ratings: 0 inserted, 0 updated, 0 unchanged" in again
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(f'SELECT count(*) FROM "{schema}".erasures')).scalar() == 1
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA analytics CASCADE"))
