@@ -9,7 +9,10 @@ Randomized SVD (Halko, Martinsson & Tropp, SIAM Review 2011): a Gaussian sketch 
 columns, q power iterations, each re-orthonormalised, then the exact SVD of the small projected
 matrix. Its cost is 2q + 2 sparse products of k + p columns and QR factorisations of tall
 matrices: memory of a few (users + items) × (k + p) float32 blocks, never a dense users × items
-matrix. bench/spectral.py measures it against scipy's ``svds`` (ARPACK) at equal rank.
+matrix. bench/spectral.py measures it against scipy's ``svds`` (ARPACK) at equal rank. A graph
+small enough to hold densely (up to ``DENSE_ENTRIES`` users × items) gets LAPACK's exact SVD
+instead: it costs less than the sketch there, and its subspace is exact even where the spectrum
+is flat at the cut (where any iterative method may legitimately settle on another).
 
 Public API:
     Spectrum(values, users, items)             σ descending, U [n_users, k], V [n_items, k]
@@ -26,6 +29,11 @@ from scipy.linalg import solve_triangular
 #: Power iterations: the spectrum of an interaction matrix decays slowly, which the sketch alone
 #: resolves poorly; each iteration sharpens it by σ_j² / σ_{k+1}².
 POWER_ITERATIONS = 4
+#: Fewest extra columns of the sketch beyond the rank (Halko et al. suggest 5-10 for a fast
+#: decay; interaction spectra are flat, so more, and as many as the rank where that is larger).
+MIN_OVERSAMPLE = 32
+#: Users × items up to which the exact dense SVD is used (32 MB of float64).
+DENSE_ENTRIES = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,9 @@ def top_singular(
     oversample: int | None = None,
     power_iterations: int = POWER_ITERATIONS,
 ) -> Spectrum:
-    """The top ``rank`` singular triplets of a sparse ``matrix`` by randomized SVD.
+    """The top ``rank`` singular triplets of a sparse ``matrix``: by randomized SVD, or exactly
+    where it is small (see the module's docstring). ``oversample`` defaults to the larger of the
+    rank and ``MIN_OVERSAMPLE``.
 
     Raises ValueError for a rank the matrix cannot support (see :func:`max_rank`).
     """
@@ -64,7 +74,10 @@ def top_singular(
             f"rank {rank} is out of range for a {n_users} × {n_items} matrix "
             f"(1 to {max_rank(n_users, n_items)})"
         )
-    width = min(rank + (rank if oversample is None else oversample), min(n_users, n_items))
+    if n_users * n_items <= DENSE_ENTRIES:
+        return _exact(matrix, rank)
+    extra = max(rank, MIN_OVERSAMPLE) if oversample is None else oversample
+    width = min(rank + extra, min(n_users, n_items))
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     transpose = matrix.T.tocsr()
     sketch = np.random.default_rng(seed).standard_normal((n_items, width), dtype=np.float32)
@@ -75,6 +88,16 @@ def top_singular(
     left, values, right = np.linalg.svd(projected, full_matrices=False)
     users = (basis @ left[:, :rank].astype(np.float32)).astype(np.float32)
     return Spectrum(values[:rank].astype(np.float32), users, right[:rank].T.astype(np.float32))
+
+
+def _exact(matrix: sp.spmatrix, rank: int) -> Spectrum:
+    """The top ``rank`` triplets by LAPACK's dense SVD, in float64."""
+    left, values, right = np.linalg.svd(matrix.toarray().astype(np.float64), full_matrices=False)
+    return Spectrum(
+        values[:rank].astype(np.float32),
+        left[:, :rank].astype(np.float32),
+        right[:rank].T.astype(np.float32),
+    )
 
 
 def _orthonormal(block: np.ndarray) -> np.ndarray:
