@@ -102,6 +102,7 @@ def run(
                 len(snapshot.user) if config.refit else len(parts.train),
                 len(snapshot.rated_user),
                 config.train.dim,
+                warm_start=config.warm_start is not None,
             )
             memory.check_fits(estimate, memory_limit)
             earlier = earlier_versions.read(engine, snapshot, parts, config, judging, report)
