@@ -5,9 +5,9 @@ Public API:
     TrainConfig           (from recsys.model.settings) the settings; defaults are tuned (below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
     Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .rate(config, step)
-    TrainResult(model, history, best_epoch, schedule, steps)
+    TrainResult(model, history, best_epoch, schedule, steps, last_rate)
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None,
-        *, after_epoch=None, initial=None) -> TrainResult
+        *, after_epoch=None, initial=None, clock=time.perf_counter) -> TrainResult
 
 Why a fixed number of steps per epoch: a step propagates the whole graph, and costs about the
 same at any batch size, so an epoch of interactions ÷ a fixed batch costs time that grows with
@@ -17,8 +17,10 @@ the square of the data. With the batch growing with the data instead, an epoch c
 A time budget (``max_train_seconds``) sizes the schedule itself: after a few steps the loop
 measures their speed and plans as many steps as fit (at most ``max_epochs`` epochs, when given),
 and the
-cosine decays to 0 over those. Each epoch's end re-measures and re-plans, so a machine that
-slows down shortens the remaining schedule rather than overrunning the budget.
+cosine decays to 0 over those. Each epoch's end re-measures the speed since the last plan and
+re-plans, so a machine that slows down shortens the remaining schedule rather than overrunning
+the budget; a re-plan always leaves at least one step, the cosine's last. ``clock`` is what the
+budget reads (a test passes fake time).
 """
 
 import math

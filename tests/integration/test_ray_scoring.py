@@ -307,10 +307,16 @@ def _shard_sessions_in_a_transaction(engine: sa.Engine) -> list[int]:
 
 
 def _paused_worker_pid() -> int:
-    """The process of the one live shard-writing actor (the test runs one worker)."""
+    """The process of the one live shard-writing actor (the test runs one worker; those of
+    earlier runs are recorded dead a moment after they stop)."""
     writers = [("class_name", "=", "_RayShardWriter"), ("state", "=", "ALIVE")]
-    (actor,) = state.list_actors(filters=writers, raise_on_missing_output=False, **_this_ray())
-    return actor.pid
+
+    def the_one() -> list[int]:
+        actors = state.list_actors(filters=writers, raise_on_missing_output=False, **_this_ray())
+        return [actor.pid for actor in actors] if len(actors) == 1 else []
+
+    (pid,) = _eventually(the_one)
+    return pid
 
 
 def test_a_shard_whose_session_is_terminated_is_retried(
