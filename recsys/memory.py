@@ -4,11 +4,13 @@ A data set too large for the machine should stop with a message, not be killed b
 system an hour into training. The estimate counts what grows with the data after the snapshot
 is read (which is already resident when the check runs): the graph and its TensorFlow copies,
 the BPR sampler's arrays, the model's tables (layer-0 embeddings, Adam's moments, the forward
-and backward propagations' intermediates), the evaluation's sets, and one scoring block.
-bench/scale.py prints it beside the measured peak at each size.
+and backward propagations' intermediates), the evaluation's sets, one scoring block, and a warm
+start's carried rows (held until the refit has used them). bench/scale.py and
+bench/memory_estimate.py print it beside the measured peak at each size.
 
 Public API:
-    estimate_bytes(n_users, n_items, train_interactions, ratings, dim) -> int
+    estimate_bytes(n_users, n_items, train_interactions, ratings, dim, *, warm_start=False) -> int
+    estimate_terms(...) -> dict[str, int]   the same, term by term
     available_bytes() -> int           what this process may still take (cgroup limit, or RAM)
     check_fits(estimate, limit=None)   raises InvalidInput when the estimate exceeds the limit
     peak_rss_bytes() -> int            this process's peak resident memory so far
@@ -32,15 +34,46 @@ _PER_RATING = 24
 _TABLES = 16
 #: TensorFlow's runtime and the scoring block (a [chunk, n_items] float32 block of ~256 MB).
 _FIXED = 1 << 30
+#: Bytes per carried row besides its dim float32 values: its int64 node index.
+_CARRIED_INDEX = 8
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def estimate_bytes(
-    n_users: int, n_items: int, train_interactions: int, ratings: int, dim: int
+    n_users: int,
+    n_items: int,
+    train_interactions: int,
+    ratings: int,
+    dim: int,
+    *,
+    warm_start: bool = False,
 ) -> int:
     """Memory a run needs beyond its snapshot, for a graph of this size."""
-    tables = (n_users + n_items) * dim * 4 * _TABLES
-    return _FIXED + tables + train_interactions * _PER_INTERACTION + ratings * _PER_RATING
+    terms = estimate_terms(
+        n_users, n_items, train_interactions, ratings, dim, warm_start=warm_start
+    )
+    return sum(terms.values())
+
+
+def estimate_terms(
+    n_users: int,
+    n_items: int,
+    train_interactions: int,
+    ratings: int,
+    dim: int,
+    *,
+    warm_start: bool = False,
+) -> dict[str, int]:
+    """:func:`estimate_bytes` by what needs it. A warm start is counted at its most, a row for
+    every user and item: the check runs before the earlier version is read."""
+    nodes = n_users + n_items
+    return {
+        "fixed": _FIXED,
+        "tables": nodes * dim * 4 * _TABLES,
+        "interactions": train_interactions * _PER_INTERACTION,
+        "ratings": ratings * _PER_RATING,
+        "warm_start": nodes * (dim * 4 + _CARRIED_INDEX) if warm_start else 0,
+    }
 
 
 def available_bytes() -> int:
