@@ -18,6 +18,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,11 +95,23 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def one_size(
-    server: sa.engine.URL, n: int, epochs: int | None, run_options: list[str], keep: bool
-) -> None:
+@dataclass(frozen=True)
+class Ingested:
+    """A database holding ``rows`` synthetic interactions, and what generating and ingesting
+    them took."""
+
+    url: str
+    db_name: str
+    rows: int
+    generate_seconds: float
+    ingest: Child
+
+
+@contextmanager
+def ingested(server: sa.engine.URL, n: int, db_name: str, keep: bool) -> Iterator[Ingested]:
+    """A fresh database ``db_name`` with ``n`` synthetic interactions of the default shape
+    ingested by ``recsys-job``; dropped after the block unless ``keep``."""
     n_users, n_items = default_shape(n)
-    db_name = f"recsys_scale_{n // 1_000_000}m"
     url = server.set(database=db_name).render_as_string(hide_password=False)
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -113,11 +127,7 @@ def one_size(
             ingest = run_job(
                 url, db_name, ["--schema", SCHEMA, "ingest", "csv", "--ratings", str(path)]
             )
-        options = [*(["--epochs", str(epochs)] if epochs else []), *run_options]
-        run = run_job(
-            url, db_name, ["--schema", SCHEMA, "run", "--model-version", "scale", *options]
-        )
-        _print(n, n_users, n_items, rows, generate, ingest, run, _registry(url))
+        yield Ingested(url, db_name, rows, generate, ingest)
     finally:
         if not keep:
             with admin.connect() as conn:
@@ -125,17 +135,33 @@ def one_size(
         admin.dispose()
 
 
-def _registry(url: str) -> sa.Row:
+def one_size(
+    server: sa.engine.URL, n: int, epochs: int | None, run_options: list[str], keep: bool
+) -> None:
+    n_users, n_items = default_shape(n)
+    with ingested(server, n, f"recsys_scale_{n // 1_000_000}m", keep) as data:
+        options = [*(["--epochs", str(epochs)] if epochs else []), *run_options]
+        run = run_job(
+            data.url,
+            data.db_name,
+            ["--schema", SCHEMA, "run", "--model-version", "scale", *options],
+        )
+        rows, generate, ingest = data.rows, data.generate_seconds, data.ingest
+        _print(n, n_users, n_items, rows, generate, ingest, run, registry(data.url))
+
+
+def registry(url: str, version: str = "scale") -> tuple[sa.Row, int]:
+    """The version's phase seconds and data stats, and how many recommendations it wrote."""
     engine = database.connect(database.parse_url(url), SCHEMA)
     with engine.connect() as conn:
         versions, recs = schema.model_versions, schema.recommendations
         row = conn.execute(
             sa.select(versions.c.phase_seconds, versions.c.data_stats).where(
-                versions.c.name == "scale"
+                versions.c.name == version
             )
         ).one()
         written = conn.execute(
-            sa.select(sa.func.count()).select_from(recs).where(recs.c.version == "scale")
+            sa.select(sa.func.count()).select_from(recs).where(recs.c.version == version)
         ).scalar_one()
     engine.dispose()
     return row, written

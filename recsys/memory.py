@@ -4,13 +4,16 @@ A data set too large for the machine should stop with a message, not be killed b
 system an hour into training. The estimate counts what grows with the data after the snapshot
 is read (which is already resident when the check runs): the graph and its TensorFlow copies,
 the BPR sampler's arrays, the model's tables (layer-0 embeddings, Adam's moments, the forward
-and backward propagations' intermediates), the evaluation's sets, one scoring block, and the
-GF-CF baseline (its randomized SVD's blocks, its low-pass factors, its sparse products and the
-dense block its linear term adds), which runs while the trained model is still held.
-bench/scale.py prints it beside the measured peak at each size.
+and backward propagations' intermediates), the evaluation's sets, one scoring block, a warm
+start's carried rows (held until the refit has used them), and the GF-CF baseline (its
+randomized SVD's blocks, its low-pass factors, its sparse products and the dense block its linear
+term adds), which runs while the trained model is still held. bench/scale.py and
+bench/memory_estimate.py print it beside the measured peak at each size.
 
 Public API:
-    estimate_bytes(n_users, n_items, train_interactions, ratings, dim, spectral_rank=0) -> int
+    estimate_bytes(n_users, n_items, train_interactions, ratings, dim, *, warm_start=False,
+                   spectral_rank=0) -> int
+    estimate_terms(...) -> dict[str, int]   the same, term by term
     available_bytes() -> int           what this process may still take (cgroup limit, or RAM)
     check_fits(estimate, limit=None)   raises InvalidInput when the estimate exceeds the limit
     peak_rss_bytes() -> int            this process's peak resident memory so far
@@ -34,6 +37,8 @@ _PER_RATING = 24
 _TABLES = 16
 #: TensorFlow's runtime and the scoring block (a [chunk, n_items] float32 block of ~256 MB).
 _FIXED = 1 << 30
+#: Bytes per carried row besides its dim float32 values: its int64 node index.
+_CARRIED_INDEX = 8
 #: Bytes per training interaction of GF-CF: R and R̂ and their transposes, and the products of
 #: a chunk's rows.
 _PER_FILTER_INTERACTION = 64
@@ -51,16 +56,50 @@ def estimate_bytes(
     train_interactions: int,
     ratings: int,
     dim: int,
+    *,
+    warm_start: bool = False,
     spectral_rank: int = 0,
 ) -> int:
     """Memory a run needs beyond its snapshot, for a graph of this size; ``spectral_rank`` is
     the GF-CF baseline's (0 without it)."""
-    tables = (n_users + n_items) * dim * 4 * _TABLES
-    model = _FIXED + tables + train_interactions * _PER_INTERACTION + ratings * _PER_RATING
-    return model + _gf_cf_bytes(n_users, n_items, train_interactions, spectral_rank)
+    terms = estimate_terms(
+        n_users,
+        n_items,
+        train_interactions,
+        ratings,
+        dim,
+        warm_start=warm_start,
+        spectral_rank=spectral_rank,
+    )
+    return sum(terms.values())
+
+
+def estimate_terms(
+    n_users: int,
+    n_items: int,
+    train_interactions: int,
+    ratings: int,
+    dim: int,
+    *,
+    warm_start: bool = False,
+    spectral_rank: int = 0,
+) -> dict[str, int]:
+    """:func:`estimate_bytes` by what needs it. A warm start is counted at its most, a row for
+    every user and item: the check runs before the earlier version is read."""
+    nodes = n_users + n_items
+    return {
+        "fixed": _FIXED,
+        "tables": nodes * dim * 4 * _TABLES,
+        "interactions": train_interactions * _PER_INTERACTION,
+        "ratings": ratings * _PER_RATING,
+        "warm_start": nodes * (dim * 4 + _CARRIED_INDEX) if warm_start else 0,
+        "gf_cf": _gf_cf_bytes(n_users, n_items, train_interactions, spectral_rank),
+    }
 
 
 def _gf_cf_bytes(n_users: int, n_items: int, train_interactions: int, rank: int) -> int:
+    """The GF-CF baseline's randomized SVD (sketch of twice the rank), low-pass factors, sparse
+    products and added dense block."""
     if rank == 0:
         return 0
     svd = (n_users + n_items) * 2 * rank * 4 * _SVD_BLOCKS

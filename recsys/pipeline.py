@@ -109,7 +109,8 @@ def run(
                 len(snapshot.user) if config.refit else len(parts.train),
                 len(snapshot.rated_user),
                 config.train.dim,
-                _gf_cf_rank(config, parts),
+                warm_start=config.warm_start is not None,
+                spectral_rank=_gf_cf_rank(config, parts),
             )
             memory.check_fits(estimate, memory_limit)
             earlier = earlier_versions.read(engine, snapshot, parts, config, judging, report)
@@ -425,12 +426,14 @@ def _rated_candidates(snapshot: Snapshot, parts: Holdout) -> sp.csr_matrix:
 
 def _training_stats(trained: TrainResult, config: RunConfig, device: str) -> dict[str, Any]:
     """What training did, beside what it was asked to: the batch its steps-per-epoch setting
-    gave on this data, and the steps and epochs a time budget allowed."""
+    gave on this data, the steps and epochs a time budget allowed, and the rate its last step
+    applied (the cosine's end, with or without a budget)."""
     return {
         "training_device": device,
         "training_batch_size": trained.schedule.batch_size,
         "training_steps_per_epoch": trained.schedule.steps_per_epoch,
         "training_steps": trained.steps,
+        "training_last_learning_rate": trained.last_rate,
         "training_epochs": len(trained.history),
         "training_budget_seconds": config.train.max_train_seconds,
         "training_budget_limited": trained.schedule.budget_limited,

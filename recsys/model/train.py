@@ -5,9 +5,9 @@ Public API:
     TrainConfig           (from recsys.model.settings) the settings; defaults are tuned (below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
     Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .rate(config, step)
-    TrainResult(model, history, best_epoch, schedule, steps, start, start_seconds)
+    TrainResult(model, history, best_epoch, schedule, steps, last_rate, start, start_seconds)
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None,
-        *, after_epoch=None, initial=None) -> TrainResult
+        *, after_epoch=None, initial=None, clock=time.perf_counter) -> TrainResult
 
 Why a fixed number of steps per epoch: a step propagates the whole graph, and costs about the
 same at any batch size, so an epoch of interactions ÷ a fixed batch costs time that grows with
@@ -17,8 +17,10 @@ the square of the data. With the batch growing with the data instead, an epoch c
 A time budget (``max_train_seconds``) sizes the schedule itself: after a few steps the loop
 measures their speed and plans as many steps as fit (at most ``max_epochs`` epochs, when given),
 and the
-cosine decays to 0 over those. Each epoch's end re-measures and re-plans, so a machine that
-slows down shortens the remaining schedule rather than overrunning the budget.
+cosine decays to 0 over those. Each epoch's end re-measures the speed since the last plan and
+re-plans, so a machine that slows down shortens the remaining schedule rather than overrunning
+the budget; a re-plan always leaves at least one step, the cosine's last. ``clock`` is what the
+budget reads (a test passes fake time).
 """
 
 import math
@@ -83,6 +85,8 @@ class TrainResult:
     best_epoch: int
     schedule: Schedule
     steps: int
+    #: The learning rate applied at the last step.
+    last_rate: float
     start: str = "cold"
     start_seconds: float = 0.0
 
@@ -101,6 +105,7 @@ def fit(
     *,
     after_epoch: Callable[[LightGCN], None] | None = None,
     initial: InitialState | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> TrainResult:
     """Train LightGCN on the given training interactions (contiguous indices).
 
@@ -117,7 +122,7 @@ def fit(
     Raises ValueError when no user has an item outside their training items (BPR has no
     negative to sample), and RecsysError when the loss stops being finite.
     """
-    started = time.perf_counter()
+    started = clock()
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     rng = np.random.default_rng(config.seed)
@@ -140,28 +145,29 @@ def fit(
     # until then it is provisionally the default's.
     epochs = config.max_epochs or TrainConfig().max_epochs
     schedule = Schedule(batch_size, steps_per_epoch, epochs * steps_per_epoch)
-    budget = _Budget(config.max_train_seconds, started)
+    budget = _Budget(config.max_train_seconds, started, clock)
 
     history: list[EpochStats] = []
     best_epoch, best_score, best_weights = 0, -math.inf, None
     step, epoch = 0, 0
     while step < schedule.total_steps:
         epoch += 1
-        epoch_started = time.perf_counter()
+        epoch_started = clock()
         rate = schedule.rate(config, step)
         losses = []
         epoch_start = step
         epoch_end = min(step + steps_per_epoch, schedule.total_steps)
         while step < epoch_end:
-            model.learning_rate.assign(schedule.rate(config, step))
+            last_rate = schedule.rate(config, step)
+            model.learning_rate.assign(last_rate)
             losses.append(model.train_step(*sampler.batch(batch_size))[0])
             step += 1
+            if on_step is not None:
+                on_step(step - epoch_start, epoch_end - epoch_start)
             budget.step_done(step)
             if budget.ready_to_plan(step):
                 schedule = budget.plan(schedule, step, config.max_epochs)
                 epoch_end = min(epoch_end, schedule.total_steps)
-            if on_step is not None:
-                on_step(step - epoch_start, epoch_end - epoch_start)
         loss = float(np.mean([float(x) for x in losses]))
         if not math.isfinite(loss):
             raise RecsysError(
@@ -172,7 +178,7 @@ def fit(
         if validating:
             metrics = embedding_metrics(*model.embeddings(), exclude, relevant, (config.eval_k,))
             val_ndcg = metrics.values[("ndcg", config.eval_k)]
-        stats = EpochStats(epoch, loss, val_ndcg, rate, time.perf_counter() - epoch_started)
+        stats = EpochStats(epoch, loss, val_ndcg, rate, clock() - epoch_started)
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
@@ -187,7 +193,9 @@ def fit(
         schedule = budget.replan(schedule, step, config.max_epochs)
     if best_weights is not None:
         model.set_weights(best_weights)
-    return TrainResult(model, history, best_epoch, schedule, step, start.kind, start.seconds)
+    return TrainResult(
+        model, history, best_epoch, schedule, step, last_rate, start.kind, start.seconds
+    )
 
 
 @dataclass(frozen=True)
@@ -214,8 +222,10 @@ def _start(graph: sp.csr_matrix, config: TrainConfig, initial: InitialState | No
 class _Budget:
     """Plans the number of steps that fit in ``seconds`` from the speed measured so far.
 
-    The first step is left out of the speed: it traces the TensorFlow function. Validation and
-    other per-epoch work count, since they are measured as part of the epochs' time.
+    The first step is left out of the speed: it traces the TensorFlow function. After that the
+    speed is the latest one, measured since the previous plan, so a machine that slows down is
+    planned for at its new speed. Validation and other per-epoch work count, since they are
+    measured as part of the epochs' time.
     """
 
     def __init__(
@@ -224,31 +234,35 @@ class _Budget:
         self.seconds = seconds
         self._started = started
         self._clock = clock
-        self._timed_from: float | None = None  # when step 1 ended
+        self._mark: tuple[float, int] | None = None  # (time, steps) when the speed is timed from
 
     def step_done(self, step: int) -> None:
         if step == 1:
-            self._timed_from = self._clock()
+            self._mark = (self._clock(), step)
 
     def ready_to_plan(self, step: int) -> bool:
         return self.seconds is not None and step == 1 + _WARMUP_STEPS
 
     def plan(self, schedule: Schedule, step: int, max_epochs: int | None) -> Schedule:
-        """The schedule that fits: as many steps as the remaining time allows at the measured
-        speed, no more than ``max_epochs`` epochs, and never fewer than the steps done."""
-        if self.seconds is None or self._timed_from is None or step < 2:
+        """The schedule that fits: as many steps as the remaining time allows at the latest
+        speed, no more than ``max_epochs`` epochs, and at least one step more than those done.
+        That step is the schedule's last, at the cosine's end: cut to the steps done, the last
+        step would have had the rate the previous plan gave it mid-cosine."""
+        if self.seconds is None or self._mark is None or step <= self._mark[1]:
             return schedule
         now = self._clock()
-        per_step = (now - self._timed_from) / (step - 1)
+        per_step = (now - self._mark[0]) / (step - self._mark[1])
+        self._mark = (now, step)
         remaining = self.seconds * _BUDGET_SHARE - (now - self._started)
-        fits = step + max(0, math.floor(remaining / per_step))
+        fits = step + max(1, math.floor(remaining / per_step))
         if max_epochs is None:
             return replace(schedule, total_steps=fits, budget_limited=True)
         most = max_epochs * schedule.steps_per_epoch
         return replace(schedule, total_steps=min(fits, most), budget_limited=fits < most)
 
     def replan(self, schedule: Schedule, step: int, max_epochs: int | None) -> Schedule:
-        """Re-plan at an epoch's end, once the first plan was made."""
-        if self.seconds is None or step <= _WARMUP_STEPS:
+        """Re-plan at an epoch's end, once the first plan was made and while steps remain (a
+        completed schedule has ended its cosine)."""
+        if self.seconds is None or step <= _WARMUP_STEPS or step >= schedule.total_steps:
             return schedule
         return self.plan(schedule, step, max_epochs)

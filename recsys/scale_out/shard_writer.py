@@ -10,8 +10,9 @@ not written again), then its rows by binary COPY into the run's recommendations 
 the counts. The lists are :meth:`recsys.outputs.Recommender.chunks`' own, so they are the
 ones the local path writes.
 
-Fault points: ``rows:recommendations`` after each chunk of rows goes out (before the commit),
-``shard:committed`` after the commit, before the result is reported.
+Fault points: ``rows:recommendations`` after each chunk of rows goes out, ``shard:complete``
+once the ledger row and every row are written (both before the commit), ``shard:committed``
+after the commit, before the result is reported.
 """
 
 from dataclasses import dataclass
@@ -64,5 +65,6 @@ class ShardWriter:
             rows, short = copy_recommendations(conn, target.table, recommender)
             entry = shard_ledger.Entry(shard, user_count, rows, short.without, short.fewer_than_k)
             shard_ledger.complete(conn, target.run_id, entry)
+            checkpoint("shard:complete")
         checkpoint("shard:committed")
         return ShardResult(entry, written=True)

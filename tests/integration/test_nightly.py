@@ -23,6 +23,7 @@ from recsys.faults import ENV, InjectedFault
 from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.pipeline import run
 from recsys.promotion import Gate, Judging
+from recsys.run_config import RunConfig
 from recsys.storage import aliases, schema
 from recsys.storage.versions import compare
 from tests.integration._published_versions import cli as recsys_job
@@ -181,6 +182,68 @@ def test_warm_start_carries_the_layer0_rows_of_persisting_ids(nightly: Nightly) 
             assert not any(np.allclose(after[table][key], row) for row in before[table].values())
     assert carried["version"] == "v1"
     assert any(line.startswith("warm start from v1:") for line in lines)
+
+
+def _layer0_of(conn: sa.Connection, version: str) -> dict[str, dict[int, np.ndarray]]:
+    """Both tables' layer-0 rows of ``version``, by table name."""
+    return {
+        t.name: _layer0(conn, t, version) for t in (schema.user_embeddings, schema.item_embeddings)
+    }
+
+
+def _starts_from(engine: sa.Engine, version: str, source: str) -> None:
+    """``version`` (trained at a rate too small to move anything) published, for every user and
+    item ``source`` knew, ``source``'s layer-0 row: it started there."""
+    with engine.connect() as conn:
+        before, after = _layer0_of(conn, source), _layer0_of(conn, version)
+    for table in before:
+        shared = set(before[table]) & set(after[table])
+        assert len(shared) > 0.5 * len(before[table]), table
+        for key in shared:
+            np.testing.assert_allclose(after[table][key], before[table][key], atol=1e-6)
+
+
+def _untrained(config: RunConfig) -> RunConfig:
+    """``config`` at a learning rate too small to move anything, for one epoch."""
+    return replace(config, train=replace(config.train, learning_rate=1e-12, max_epochs=1))
+
+
+def test_a_refit_with_a_warm_start_starts_from_the_earlier_rows(nightly: Nightly) -> None:
+    """README: with ``--refit``, both trainings start from ``V``: the published model is the
+    refit's, so its layer-0 rows are ``V``'s where ``V`` knew the id."""
+    config = fast_config(seed=3, split="temporal", cutoff=nightly.cut_b, warm_start="v1")
+    run(nightly.engine, "refit-warm", _untrained(replace(config, refit=True)), report=quiet)
+    stats = _stats(nightly, "refit-warm")
+    assert stats["refit"] is True and stats["warm_start"]["version"] == "v1"
+    _starts_from(nightly.engine, "refit-warm", "v1")
+
+
+def test_the_next_night_warm_starts_from_a_refit_and_from_production(
+    database_url: URL,
+) -> None:
+    """Night 1 publishes a refit on every rating it has and moves ``production`` to it; newer
+    ratings arrive; night 2 warm-starts from the refit by name, and from ``production``."""
+    with populated_schema(database_url) as (engine, _):
+        ratings = schema.ratings
+        with engine.connect() as conn:
+            times = sorted(conn.execute(sa.select(ratings.c.rated_at)).scalars())
+        night_1, night_2 = _cut(times, 0.8), _cut(times, 0.9)
+        with engine.begin() as conn:  # the ratings of after night 1 are held back until then
+            later = conn.execute(
+                sa.delete(ratings).where(ratings.c.rated_at > night_1).returning(*ratings.c)
+            ).all()
+        config = fast_config(seed=4, split="temporal", cutoff=_cut(times, 0.6), refit=True)
+        run(engine, "night-1", config, report=quiet)
+        aliases.promote(engine, "night-1")
+        with engine.begin() as conn:
+            conn.execute(sa.insert(ratings), [row._asdict() for row in later])
+        for name, source in (("from-refit", "night-1"), ("from-production", aliases.DEFAULT_ALIAS)):
+            config = fast_config(seed=5, split="temporal", cutoff=night_2, warm_start=source)
+            run(engine, name, _untrained(config), report=quiet)
+            with engine.connect() as conn:
+                stats = version_row(conn, name).data_stats
+            assert stats["warm_start"]["version"] == "night-1", name
+            _starts_from(engine, name, "night-1")
 
 
 def test_a_warm_start_takes_its_own_learning_rate_unless_one_is_given(

@@ -13,11 +13,13 @@ where ``CI`` is set.
 """
 
 import dataclasses
+import os
 import shutil
 import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -54,6 +56,7 @@ ray = import_ray()
 
 from ray.util import state  # noqa: E402 - after the check for ray
 
+from recsys.scale_out.shard_writer import APPLICATION_NAME  # noqa: E402
 from recsys.scale_out.sharded_scoring import RayScoring, WorkerPool  # noqa: E402 - imports ray
 
 SEED = 5
@@ -277,6 +280,73 @@ def test_a_shard_retried_after_its_commit_writes_nothing_twice(
     assert (tmp_path / "fired").exists()
     row = _published_as_local(cluster, "killed-after-commit")
     assert row.data_stats["ray_shards_found_written"] == 1
+
+
+def test_a_worker_killed_before_its_commit_is_retried_and_written_once(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The worker dies with its ledger row and every row of its shard written, uncommitted: the
+    dead attempt's transaction goes with its session, and the retry writes the shard (it does
+    not find it written)."""
+    monkeypatch.setenv(faults.ENV, "shard:complete:kill")
+    monkeypatch.setenv(faults.ONCE_ENV, str(tmp_path / "fired"))
+    run(cluster.engine, "killed-before-commit", fast_config(SEED), report=quiet, scale_out=SCORING)
+    assert (tmp_path / "fired").exists()
+    row = _published_as_local(cluster, "killed-before-commit")
+    assert row.data_stats["ray_shards_found_written"] == 0
+
+
+def _shard_sessions_in_a_transaction(engine: sa.Engine) -> list[int]:
+    """Backend pids of the workers' sessions of this database that are inside a transaction."""
+    with engine.connect() as conn:
+        query = sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = :name"
+            " AND datname = current_database() AND xact_start IS NOT NULL"
+        )
+        return list(conn.execute(query, {"name": APPLICATION_NAME}).scalars())
+
+
+def _paused_worker_pid() -> int:
+    """The process of the one live shard-writing actor (the test runs one worker; those of
+    earlier runs are recorded dead a moment after they stop)."""
+    writers = [("class_name", "=", "_RayShardWriter"), ("state", "=", "ALIVE")]
+
+    def the_one() -> list[int]:
+        actors = state.list_actors(filters=writers, raise_on_missing_output=False, **_this_ray())
+        return [actor.pid for actor in actors] if len(actors) == 1 else []
+
+    (pid,) = _eventually(the_one)
+    return pid
+
+
+def test_a_shard_whose_session_is_terminated_is_retried(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The worker pauses mid-shard (rows sent, nothing committed); the test terminates its
+    database session with ``pg_terminate_backend`` and lets it go on: its write fails on the lost
+    connection, the shard is tried again on a new one, and the lists are the local path's."""
+    monkeypatch.setenv(faults.ENV, "rows:recommendations:pause")
+    monkeypatch.setenv(faults.ONCE_ENV, str(tmp_path / "fired"))
+    scoring = dataclasses.replace(SCORING, workers=1)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            run, cluster.engine, "session-lost", fast_config(SEED), report=quiet, scale_out=scoring
+        )
+        pids = _eventually(
+            lambda: (
+                (tmp_path / "fired").exists() and _shard_sessions_in_a_transaction(cluster.engine)
+            ),
+            timeout=180,
+        )
+        (session,) = pids
+        with cluster.engine.connect() as conn:
+            terminated = conn.execute(sa.select(sa.func.pg_terminate_backend(session))).scalar()
+        assert terminated
+        os.kill(_paused_worker_pid(), signal.SIGUSR1)
+        running.result(timeout=240)
+    assert session not in _shard_sessions_in_a_transaction(cluster.engine)
+    row = _published_as_local(cluster, "session-lost")
+    assert row.data_stats["ray_shards_found_written"] == 0
 
 
 def test_a_shard_failing_for_good_fails_the_run_and_leaves_nothing(

@@ -5,6 +5,7 @@ The tests share one ingested schema (module fixture) and each writes versions of
 they do not see each other's rows; only the test that reorders the ratings gets a schema to itself.
 """
 
+import functools
 import math
 import os
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from click.testing import CliRunner
 from sqlalchemy.engine import URL
 
 import recsys
+import recsys_jobs.run
+from recsys import pipeline
 from recsys.errors import InvalidInput, VersionConflict
 from recsys.model.native_kernel import csr_kernel
 from recsys.pipeline import run
@@ -416,12 +419,33 @@ def test_a_config_file_sets_defaults_that_options_override(
     assert device.startswith("GPU") or device.endswith(csr_kernel().description)
 
 
+class _SlowingClock:
+    """Fake time for training, so that what a budget allows depends on the training loop, not
+    on how loaded this machine is: 0.04 s a step for 60 steps, then 0.24 s (the machine got
+    busy mid-run). A step's time passes in the run's ``on_step``, which training calls after
+    each step, before it reads the clock."""
+
+    def __init__(self) -> None:
+        self.now, self.steps = 0.0, 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, _done: int, _total: int) -> None:
+        self.steps += 1
+        self.now += 0.04 if self.steps <= 60 else 0.24
+
+
 def test_a_time_budget_sizes_the_schedule_and_the_registry_says_so(
-    populated: Populated, database_url: URL, tmp_path: Path
+    populated: Populated, database_url: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A budget far shorter than the epochs asked for: training plans what fits, completes its
-    learning-rate schedule, and params, history and `show` record what the budget allowed."""
+    learning-rate schedule (the last step's rate, as recorded, is a sliver of the initial one),
+    and params, history and `show` record what the budget allowed."""
     engine, name = populated
+    clock = _SlowingClock()
+    monkeypatch.setattr(pipeline, "fit", functools.partial(pipeline.fit, clock=clock))
+    monkeypatch.setattr(recsys_jobs.run, "epoch_bars", lambda: clock.step)
     config = tmp_path / "budget.toml"
     config.write_text('max-train-time = "4s"\nsteps-per-epoch = 5\n', encoding="utf-8")
     options = ("--epochs", "100000", "--dim", "16", "--layers", "2", "--config", str(config))
@@ -440,9 +464,12 @@ def test_a_time_budget_sizes_the_schedule_and_the_registry_says_so(
     assert row.params["max_train_seconds"] == 4.0 and row.params["steps_per_epoch"] == 5
     assert stats["training_budget_seconds"] == 4.0 and stats["training_budget_limited"] is True
     assert stats["training_steps_per_epoch"] == 5
-    epochs = stats["training_epochs"]
+    epochs, steps = stats["training_epochs"], stats["training_steps"]
     assert 1 <= epochs < 100000 and len(history) == epochs
-    assert epochs <= stats["training_steps"] <= epochs * 5
+    assert (epochs - 1) * 5 < steps <= epochs * 5  # only the last epoch may be cut short
+    assert clock.steps == steps > 60  # it slowed mid-run
+    assert stats["training_last_learning_rate"] < 0.01 * row.params["learning_rate"]
+    assert clock.now <= 4.0  # the fake time training took
     url = database_url.render_as_string(hide_password=False)
     shown = CliRunner().invoke(main, ["--database-url", url, "--schema", name, "show", "budget"])
     assert "training_budget_limited" in shown.stdout and "max_train_seconds" in shown.stdout

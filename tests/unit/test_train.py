@@ -1,5 +1,7 @@
 """Training on planted structure beats popularity; early stopping keeps the best epoch."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -114,30 +116,57 @@ def test_a_budget_plans_the_steps_that_fit_at_the_measured_speed() -> None:
     assert budget.ready_to_plan(4)
     planned = budget.plan(schedule, 4, max_epochs=100)
     assert planned.total_steps == 43 and planned.budget_limited
-    # The machine slowed down: at step 20, 9.4 s have passed, so nothing more fits.
+    # The machine slowed down: at step 20, 9.4 s have passed, so nothing more fits but the
+    # cosine's last step, at its end (cut to the 20 steps done, the last would be mid-cosine).
     now[0] = 9.4
-    assert budget.replan(planned, 20, max_epochs=100).total_steps == 20
+    assert budget.replan(planned, 20, max_epochs=100).total_steps == 21
+    # A completed schedule is not re-planned, whatever time is left.
+    assert budget.replan(replace(planned, total_steps=20), 20, max_epochs=100).total_steps == 20
+
+    def roomy() -> _Budget:
+        """A 1000 s budget at step 4, timed as above."""
+        budget = _Budget(1000.0, started=0.0, clock=lambda: now[0])
+        now[0] = 1.0
+        budget.step_done(1)
+        now[0] = 1.6
+        return budget
+
     # A generous budget is capped by the epochs asked for, and says it was not the limit.
-    roomy = _Budget(1000.0, started=0.0, clock=lambda: now[0])
-    now[0] = 1.0
-    roomy.step_done(1)
-    now[0] = 1.6
-    capped = roomy.plan(schedule, 4, max_epochs=100)
+    capped = roomy().plan(schedule, 4, max_epochs=100)
     assert capped.total_steps == 400 and not capped.budget_limited
     # Without a number of epochs the budget alone decides: 4 + (950 - 1.6) / 0.2 steps, far
     # beyond the 400 of the provisional schedule.
-    uncapped = roomy.plan(schedule, 4, max_epochs=None)
+    uncapped = roomy().plan(schedule, 4, max_epochs=None)
     assert 4 + 4741 <= uncapped.total_steps <= 4 + 4742 and uncapped.budget_limited
 
 
-def test_a_time_budget_ends_training_with_its_schedule_completed() -> None:
+class _SlowingClock:
+    """Fake time: 0.1 s a step for the first 60 steps, then 0.6 s (the machine got busy).
+    ``fit`` calls ``on_step`` before it reads the clock for the budget, so each step's time is
+    counted in the step."""
+
+    def __init__(self) -> None:
+        self.now, self.steps = 0.0, 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, _done: int, _total: int) -> None:
+        self.steps += 1
+        self.now += 0.1 if self.steps <= 60 else 0.6
+
+
+def test_a_machine_slowing_mid_run_still_ends_its_cosine_within_the_budget() -> None:
+    """The rate actually applied at the last step (the model's rate variable as training left
+    it) is a sliver of the initial rate, and the fake time spent is within the budget."""
     users, items, n_users, n_items = _planted()
     config = TrainConfig(
-        dim=8, n_layers=1, steps_per_epoch=4, max_epochs=100_000, max_train_seconds=2.0
+        dim=8, n_layers=1, steps_per_epoch=4, max_epochs=100_000, max_train_seconds=10.0
     )
-    result = fit(users, items, n_users, n_items, config)
-    schedule = result.schedule
-    assert schedule.budget_limited and 4 < schedule.total_steps < 400_000
-    assert result.steps == schedule.total_steps and result.steps <= 4 * len(result.history)
-    # The cosine reached (nearly) zero: the last step's rate is a sliver of the first.
-    assert schedule.rate(config, schedule.total_steps - 1) < 0.01 * config.learning_rate
+    clock = _SlowingClock()
+    result = fit(users, items, n_users, n_items, config, on_step=clock.step, clock=clock)
+    assert clock.steps == result.steps == result.schedule.total_steps > 60  # it slowed mid-run
+    assert result.schedule.budget_limited and clock.now <= config.max_train_seconds
+    applied = float(result.model.learning_rate.numpy())
+    assert applied == pytest.approx(result.last_rate, rel=1e-6)
+    assert applied < 0.01 * config.learning_rate
