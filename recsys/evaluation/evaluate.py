@@ -11,6 +11,8 @@ Public API:
     evaluate_spectral(snapshot, parts, ks, rank=None, alpha=0.3)
         -> (the GF-CF rows, its settings): fitted on the split's training interactions and
         judged on the same users, items, exclusions and test items (recsys/evaluation/spectral.py)
+    holdout_sets(snapshot, parts) -> (train users, train items, test users, test items)
+        of a split, items as positions among the candidates
     BASELINE_ROWS                     the ``model`` names of baselines' rows
 
 Only users with at least one test item are scored; each one's training items are excluded
@@ -110,7 +112,7 @@ def evaluate_holdout(
     return evaluate(
         user_emb,
         item_emb[parts.candidates],
-        *_holdout_sets(snapshot, parts),
+        *holdout_sets(snapshot, parts),
         ks,
         champion=champion,
     )
@@ -126,7 +128,7 @@ def evaluate_spectral(
     """The GF-CF filter's rows for a snapshot's split, fitted on its training interactions over
     the candidates and judged exactly as :func:`evaluate_holdout` judges; and the settings it
     ran with (``rank`` None: :func:`recsys.evaluation.spectral.filter_rank`'s choice)."""
-    train_users, train_items, test_users, test_items = _holdout_sets(snapshot, parts)
+    train_users, train_items, test_users, test_items = holdout_sets(snapshot, parts)
     n_users, n_items = snapshot.n_users, len(parts.candidates)
     rank = filter_rank(rank, int(parts.trained.sum()), n_items)
     spectral = spectral_filter(train_users, train_items, n_users, n_items, rank, alpha)
@@ -138,7 +140,7 @@ def evaluate_spectral(
     return rows, {"rank": rank, "alpha": alpha}
 
 
-def _holdout_sets(
+def holdout_sets(
     snapshot: Snapshot, parts: Holdout
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train users, train items, test users, test items) of a split, items as positions among
