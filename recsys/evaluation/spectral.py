@@ -26,6 +26,7 @@ Public API:
 """
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +39,8 @@ from recsys.evaluation.topk import top_k_embeddings
 #: its weight beside the linear one.
 DEFAULT_RANK = 256
 DEFAULT_ALPHA = 0.3
+#: Most entries of the intermediate r_u R̂ᵀ of a group of users (about 200 MB with indices).
+FAN_OUT = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,20 @@ class SpectralFilter:
     alpha: float
 
     def linear(self, users: np.ndarray) -> sp.csr_matrix:
-        """r_u R̂ᵀR̂ for ``users``, as a sparse block (items no co-rater touched score 0)."""
-        return sp.csr_matrix((self.interactions[users] @ self.normalized.T) @ self.normalized)
+        """r_u R̂ᵀR̂ for ``users``, as a sparse block (items no co-rater touched score 0).
+
+        The intermediate r_u R̂ᵀ has a nonzero for every user who shares an item with u: the
+        sum of the degrees of u's items, which grows with the data. Users are taken in groups
+        whose sum stays under ``FAN_OUT`` entries, so the intermediate stays bounded.
+        """
+        rows = self.interactions[users]
+        fan_out = rows @ np.square(_inverse(self.item_scale))
+        bounds = _groups(np.asarray(fan_out, np.float64), FAN_OUT)
+        parts = [
+            (rows[start:end] @ self.normalized.T) @ self.normalized
+            for start, end in pairwise(bounds)
+        ]
+        return sp.csr_matrix(sp.vstack(parts)) if parts else sp.csr_matrix(rows.shape)
 
     def low_pass(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Factors (A, B) with A Bᵀ = α · r_u D_i^-1/2 V_k V_kᵀ D_i^1/2 for ``users``."""
@@ -117,6 +132,18 @@ def spectral_top_k(
         addend=lambda rows: spectral.linear(users[rows]),
     )
     return items
+
+
+def _groups(sizes: np.ndarray, most: float) -> np.ndarray:
+    """Bounds [0, ..., len(sizes)] of consecutive groups whose sizes sum to at most ``most``
+    (a single larger one alone)."""
+    ends = np.cumsum(sizes)
+    bounds, start = [0], 0
+    while start < len(sizes):
+        end = int(np.searchsorted(ends, (ends[start - 1] if start else 0.0) + most, "right"))
+        start = max(end, start + 1)
+        bounds.append(start)
+    return np.asarray(bounds)
 
 
 def _inverse(scale: np.ndarray) -> np.ndarray:

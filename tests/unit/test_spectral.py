@@ -118,3 +118,14 @@ def test_fit_records_where_training_started() -> None:
     carried = CarriedRows(np.array([0]), np.ones((1, 4), np.float32))
     warm = fit(users, items, 40, 30, config, initial=InitialState(carried, carried))
     assert (warm.start, warm.start_seconds) == ("warm", 0.0)
+
+
+def test_the_linear_filter_is_the_same_in_groups_of_bounded_fan_out(monkeypatch) -> None:
+    """Users taken a few at a time (their items' degrees summing to at most FAN_OUT) give the
+    same block as all at once."""
+    users, items = _planted(50, 40, 3, seed=5)
+    fitted = spectral_filter(users, items, 50, 40, 2)
+    whole = fitted.linear(np.arange(50)).toarray()
+    monkeypatch.setattr("recsys.evaluation.spectral.FAN_OUT", 30)
+    assert fitted.linear(np.arange(50)).toarray() == pytest.approx(whole, abs=1e-6)
+    assert fitted.linear(np.arange(0)).shape == (0, 40)
