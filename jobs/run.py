@@ -582,9 +582,11 @@ def _describe(config: RunConfig) -> str:
     batching = f"batch {t.batch_size}" if t.batch_size else f"{t.steps_per_epoch} steps/epoch"
     budget = f", budget {t.max_train_seconds:g} s" if t.max_train_seconds else ""
     epochs = f"≤{t.max_epochs} epochs" if t.max_epochs else "as many epochs as fit"
+    start = "spectral start" if t.spectral_start else "cold start"
     return (
         f"{config.split} split, dim {t.dim}, {t.n_layers} layers, {batching}, "
-        f"lr {t.learning_rate:g}, l2 {t.l2:g}, {epochs}{budget}, seed {t.seed}"
+        f"lr {t.learning_rate:g}, l2 {t.l2:g}, {epochs}{budget}, seed {t.seed}, {start}, "
+        f"baselines {','.join(config.baselines)}"
     )
 
 
