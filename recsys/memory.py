@@ -45,8 +45,9 @@ _PER_FILTER_INTERACTION = 64
 #: Blocks of (users + items) × (2 · rank) float32 alive at once in the randomized SVD: the
 #: sketch, the basis, its product and the orthonormalisation's copy.
 _SVD_BLOCKS = 4
-#: The dense score block GF-CF's linear term adds (as large as the scoring block).
-_FILTER_BLOCK = 1 << 28
+#: GF-CF's linear term: the dense score block it adds (as large as the scoring block) and a
+#: group's two sparse products of at most 2^24 entries at 12 bytes an entry.
+_FILTER_BLOCK = (1 << 28) + 2 * (1 << 24) * 12
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 

@@ -17,7 +17,7 @@ for popular items), and neither is a users × items matrix.
 
 Public API:
     SpectralFilter(interactions, normalized, item_scale, basis, alpha)
-        .linear(users) -> csr [len(users), n_items]      the linear filter's scores
+        .linear(users) -> float32 [len(users), n_items]  the linear filter's scores
         .low_pass(users) -> ([len(users), k], [n_items, k]) factors of the low-pass term
     filter_rank(requested, n_users, n_items) -> int   the low-pass rank a run uses
     spectral_filter(train_users, train_items, n_users, n_items, rank, alpha, seed=0)
@@ -39,7 +39,7 @@ from recsys.evaluation.topk import top_k_embeddings
 #: its weight beside the linear one.
 DEFAULT_RANK = 256
 DEFAULT_ALPHA = 0.3
-#: Most entries of the intermediate r_u R̂ᵀ of a group of users (about 200 MB with indices).
+#: Most entries of the sparse products of a group of users (about 200 MB each with indices).
 FAN_OUT = 1 << 24
 
 
@@ -53,21 +53,23 @@ class SpectralFilter:
     basis: np.ndarray
     alpha: float
 
-    def linear(self, users: np.ndarray) -> sp.csr_matrix:
-        """r_u R̂ᵀR̂ for ``users``, as a sparse block (items no co-rater touched score 0).
+    def linear(self, users: np.ndarray) -> np.ndarray:
+        """r_u R̂ᵀR̂ for ``users``: a dense float32 block [len(users), n_items].
 
-        The intermediate r_u R̂ᵀ has a nonzero for every user who shares an item with u: the
-        sum of the degrees of u's items, which grows with the data. Users are taken in groups
-        whose sum stays under ``FAN_OUT`` entries, so the intermediate stays bounded.
+        Two sparse products of a group of users at a time. The intermediate r_u R̂ᵀ has an
+        entry for every user who shares an item with u (the sum of the degrees of u's items,
+        which grows with the data) and the product one for every item those users touched (up
+        to every item): groups are cut so that both stay under ``FAN_OUT`` entries, and each
+        group's product is written into the block as it comes.
         """
         rows = self.interactions[users]
-        fan_out = rows @ np.square(_inverse(self.item_scale))
-        bounds = _groups(np.asarray(fan_out, np.float64), FAN_OUT)
-        parts = [
-            (rows[start:end] @ self.normalized.T) @ self.normalized
-            for start, end in pairwise(bounds)
-        ]
-        return sp.csr_matrix(sp.vstack(parts)) if parts else sp.csr_matrix(rows.shape)
+        n_items = rows.shape[1]
+        fan_out = np.asarray(rows @ np.square(_inverse(self.item_scale)), np.float64)
+        block = np.zeros(rows.shape, np.float32)
+        for start, end in pairwise(_groups(np.maximum(fan_out, n_items), FAN_OUT)):
+            product = (rows[start:end] @ self.normalized.T) @ self.normalized
+            block[start:end] = product.toarray()
+        return block
 
     def low_pass(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Factors (A, B) with A Bᵀ = α · r_u D_i^-1/2 V_k V_kᵀ D_i^1/2 for ``users``."""

@@ -4,7 +4,7 @@ Public API:
     top_k_chunks(user_emb, item_emb, k, *, exclude=None, users=None, chunk_size=None, block=128,
                  addend=None)
         -> Iterator[(users, items int64 [n, k], scores float32 [n, k])]   score = user·item
-                                                    (+ addend(rows), a sparse block, if given)
+                                                    (+ addend(rows), a dense block, if given)
     chunk_rows(n_items, k, block=128) -> users per chunk when ``chunk_size`` is not given
     top_k_embeddings(...same...) -> (items, scores) for all of ``users`` at once
     shared_top_k_chunks(item_scores, n_users, k, *, exclude=None, users=None, chunk_size=None)
@@ -51,11 +51,11 @@ def top_k_chunks(
     users: np.ndarray | None = None,
     chunk_size: int | None = None,
     block: int = BLOCK,
-    addend: Callable[[np.ndarray], sp.csr_matrix] | None = None,
+    addend: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[Chunk]:
     """Top-k items by dot product of final embeddings, a chunk of users at a time.
 
-    ``addend(rows)``, given the positions in ``users`` of a chunk's users, returns a sparse
+    ``addend(rows)``, given the positions in ``users`` of a chunk's users, returns a dense
     [len(rows), n_items] block added to their scores before the selection (the linear term of
     the GF-CF baseline, recsys/evaluation/spectral.py). With many items the selection runs in
     two stages (:func:`_blocked_top_k`): the items are cut into blocks of ``block``, and only
@@ -189,13 +189,11 @@ def _excluded(
     return rows
 
 
-def _added(scores: tf.Tensor, block: sp.csr_matrix) -> tf.Tensor:
-    """``scores`` plus a sparse block of the same rows (and no more columns), added dense: a
-    filter's block is dense for popular items, where (row, column) pairs would take 20 bytes
-    a score against the dense block's 4."""
-    dense = np.zeros(scores.shape, np.float32)
-    dense[:, : block.shape[1]] = block.toarray()
-    return scores + dense
+def _added(scores: tf.Tensor, block: np.ndarray) -> tf.Tensor:
+    """``scores`` plus a block of the same rows and the real items' columns (not the padding
+    of a blocked selection, which scores 0)."""
+    padding = int(scores.shape[1]) - block.shape[1]
+    return scores + np.pad(block, ((0, 0), (0, padding))) if padding else scores + block
 
 
 def _top_k(scores: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
