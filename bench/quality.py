@@ -15,7 +15,8 @@ steps-per-epoch batching) it prints the test metrics@k, the fit seconds (wall, a
 show where other work slowed the wall clock); with ``--curve``, NDCG@k and recall@k after every
 epoch against the fit seconds spent so far (the evaluation after each epoch is not counted), the
 baselines' figures and seconds beside them. ``--budget`` trains each setting under that time
-budget (seconds) as ``run --max-train-time`` does.
+budget (seconds) as ``run --max-train-time`` does (with ``--curve``, the evaluations after each
+epoch run inside training and so take their share of the budget: compare budgets without it).
 
     python bench/quality.py [--data ml100k|amazon|synthetic] [--seeds 1 2 3] [--k 10]
         [--variant cold --variant defaults ...] [--budget SECONDS] [--curve] [--size N]
