@@ -108,7 +108,9 @@ class BlockedProduct:
 
     On the CPU each block runs through recsys's own kernel where it could be built
     (``native_kernel``; ``native=False`` chooses TensorFlow's), elsewhere through TensorFlow's
-    CSR product."""
+    CSR product. Either has a gradient, so a product can be taped on its own. A table whose
+    rows are not the matrix's columns is refused (ValueError where its shape is known when the
+    product is traced; the kernel's InvalidArgument where a column falls outside it)."""
 
     def __init__(
         self,
@@ -120,6 +122,7 @@ class BlockedProduct:
         if native is None:
             native = compute_device() == "CPU" and csr_kernel().available
         self._kernel = csr_kernel() if native else None
+        self.shape = matrix.shape
         n_cols = matrix.shape[1]
         block_bytes = block_bytes or (NATIVE_BLOCK_BYTES if native else BLOCK_BYTES)
         rows_per_block = max(1, block_bytes // (4 * dim))
@@ -145,6 +148,9 @@ class BlockedProduct:
 
     def __call__(self, table: tf.Tensor, addend: tf.Tensor | None = None) -> tf.Tensor:
         """``addend + matrix @ table``, the blocks added in their order."""
+        rows = table.shape[0]
+        if rows is not None and rows != self.shape[1]:
+            raise ValueError(f"a table of {rows} rows for a matrix of {self.shape[1]} columns")
         total = addend
         for block, (start, stop) in zip(self.blocks, self.windows, strict=True):
             if self._kernel is not None:
