@@ -6,7 +6,7 @@ is read (which is already resident when the check runs): the graph and its Tenso
 the BPR sampler's arrays, the model's tables (layer-0 embeddings, Adam's moments, the forward
 and backward propagations' intermediates), the evaluation's sets, one scoring block, a warm
 start's carried rows (held until the refit has used them), and the GF-CF baseline (its
-randomized SVD's blocks, its low-pass factors, its sparse products and the dense block its linear
+SVD's Lanczos vectors, its low-pass factors, its sparse products and the dense block its linear
 term adds), which runs while the trained model is still held. bench/scale.py and
 bench/memory_estimate.py print it beside the measured peak at each size.
 
@@ -42,9 +42,8 @@ _CARRIED_INDEX = 8
 #: Bytes per training interaction of GF-CF: R and R̂ and their transposes, and the products of
 #: a chunk's rows.
 _PER_FILTER_INTERACTION = 64
-#: Blocks of (users + items) × (2 · rank) float32 alive at once in the randomized SVD: the
-#: sketch, the basis, its product and the orthonormalisation's copy.
-_SVD_BLOCKS = 4
+#: ARPACK's Lanczos vectors: 2 · rank + 1 of the smaller side, in float64.
+_LANCZOS_BYTES = 8
 #: GF-CF's linear term: the dense score block it adds (as large as the scoring block) and a
 #: group's two sparse products of at most 2^24 entries at 12 bytes an entry.
 _FILTER_BLOCK = (1 << 28) + 2 * (1 << 24) * 12
@@ -99,11 +98,11 @@ def estimate_terms(
 
 
 def _gf_cf_bytes(n_users: int, n_items: int, train_interactions: int, rank: int) -> int:
-    """The GF-CF baseline's randomized SVD (sketch of twice the rank), low-pass factors, sparse
-    products and added dense block."""
+    """The GF-CF baseline's SVD (ARPACK's Lanczos vectors and both sides' singular vectors),
+    low-pass factors, sparse products and added dense block."""
     if rank == 0:
         return 0
-    svd = (n_users + n_items) * 2 * rank * 4 * _SVD_BLOCKS
+    svd = (2 * rank + 1) * min(n_users, n_items) * _LANCZOS_BYTES + (n_users + n_items) * rank * 4
     factors = (n_users + 2 * n_items) * rank * 4
     return svd + factors + train_interactions * _PER_FILTER_INTERACTION + _FILTER_BLOCK
 

@@ -7,7 +7,7 @@ evaluation matters. Everything else is this file's own small code, not the produ
 candidates (items with a training rating), the users and interactions evaluated (user and item
 both trained), each user's ranking by the published embeddings, by training popularity or by
 the GF-CF filter (dense matrices and numpy's exact SVD here, where the product uses sparse
-products and a randomized SVD) with its training items left out (ties go to the lower movie id,
+products and ARPACK's SVD) with its training items left out (ties go to the lower movie id,
 as documented in ``scoring.py``), and the metric formulas of the README.
 """
 

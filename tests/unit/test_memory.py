@@ -72,12 +72,12 @@ def test_what_is_available_is_a_plausible_share_of_this_machine() -> None:
 
 
 def test_the_gf_cf_baseline_adds_its_svd_factors_products_and_block() -> None:
-    """A rank-r filter: the sketch's four (users + items) × 2r blocks, the low-pass factors
-    (users + 2 · items) × r, 64 bytes per training interaction, a 256 MiB dense block and a
-    group's two sparse products of 2^24 entries at 12 bytes."""
+    """A rank-r filter: ARPACK's 2r + 1 float64 vectors of the smaller side, both sides'
+    singular vectors, the low-pass factors (users + 2 · items) × r, 64 bytes per training
+    interaction, a 256 MiB dense block and a group's two sparse products of 2^24 entries."""
     users, items, interactions, rank = 1_000, 500, 20_000, 16
     added = memory.estimate_bytes(*SIZE, spectral_rank=rank) - memory.estimate_bytes(*SIZE)
-    svd = (users + items) * 2 * rank * 4 * 4
+    svd = (2 * rank + 1) * items * 8 + (users + items) * rank * 4
     factors = (users + 2 * items) * rank * 4
     assert added == svd + factors + interactions * 64 + (1 << 28) + 2 * (1 << 24) * 12
     assert added == memory.estimate_terms(*SIZE, spectral_rank=rank)["gf_cf"]

@@ -39,7 +39,7 @@ def _subspace_gap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(b - a @ (a.T @ b)))
 
 
-@pytest.mark.parametrize("dense", [True, False], ids=["exact", "randomized"])
+@pytest.mark.parametrize("dense", [True, False], ids=["lapack", "arpack"])
 def test_top_singular_finds_the_dense_svds_subspace(monkeypatch, dense: bool) -> None:
     if not dense:
         monkeypatch.setattr(spectrum, "DENSE_ENTRIES", 0)
