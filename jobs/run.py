@@ -18,7 +18,7 @@ from recsys.errors import PUBLISHED_NOT_PROMOTED, InvalidInput
 from recsys.memory import parse_size
 from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.promotion import Gate, Judging
-from recsys.run_config import SPLITS, RunConfig
+from recsys.run_config import BASELINES, GF_CF, POPULARITY, SPLITS, RunConfig
 from recsys.storage.aliases import DEFAULT_ALIAS
 from recsys.storage.database import has_password, parse_url
 from recsys_jobs.context import JobContext, pass_job
@@ -40,7 +40,7 @@ _TRAIN_FIELDS = {
     "layers": "n_layers",
     "max_train_time": "max_train_seconds",
     **{name: name for name in ("dim", "steps_per_epoch", "batch_size", "learning_rate", "l2")},
-    **{name: name for name in ("val_ratio", "patience", "seed")},
+    **{name: name for name in ("val_ratio", "patience", "seed", "spectral_start")},
 }
 _RUN_FIELDS = {
     name: name
@@ -53,6 +53,9 @@ _RUN_FIELDS = {
         "min_rating",
         "refit",
         "warm_start",
+        "baselines",
+        "spectral_rank",
+        "spectral_alpha",
     )
 } | {"eval_k": "eval_ks"}
 
@@ -71,8 +74,9 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     if unknown:
         raise click.BadParameter(f"{path}: unknown keys {', '.join(unknown)}")
     _check_numbers(path, settings, ctx.command)
-    if isinstance(settings.get("eval_k"), list):
-        settings["eval_k"] = ",".join(str(k) for k in settings["eval_k"])
+    for key in ("eval_k", "baselines"):
+        if isinstance(settings.get(key), list):
+            settings[key] = ",".join(str(value) for value in settings[key])
     ctx.default_map = {**(ctx.default_map or {}), **settings}
     return path
 
@@ -107,6 +111,26 @@ class _Cutoffs(click.ParamType):
         if not values or min(values) < 1:
             self.fail(f"cut-offs must be whole numbers of at least 1, got {value!r}", param, ctx)
         return values
+
+
+class _Baselines(click.ParamType):
+    """Comma-separated baseline names such as ``popularity,gf-cf``."""
+
+    name = "NAME[,NAME...]"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, tuple):
+            return value
+        names = [part.strip() for part in str(value).split(",") if part.strip()]
+        unknown = [name for name in names if name not in BASELINES]
+        if unknown or POPULARITY not in names:
+            self.fail(
+                f"expected {POPULARITY} (always scored: the reference of every lift), optionally "
+                f"with {GF_CF}, got {value!r}",
+                param,
+                ctx,
+            )
+        return tuple(dict.fromkeys(names))
 
 
 _SECONDS_PER = {"h": 3600.0, "m": 60.0, "s": 1.0}
@@ -203,6 +227,34 @@ def _utc(_ctx: click.Context, _param: click.Parameter, value: datetime | None) -
     default=_TRAIN.l2,
     show_default=True,
     help="L2 weight on the batch's layer-0 embeddings.",
+)
+@click.option(
+    "--spectral-start/--no-spectral-start",
+    default=_TRAIN.spectral_start,
+    show_default=True,
+    help="Start the embeddings from the top singular vectors of the training graph (its SVD "
+    "counted in --max-train-time) instead of noise; a --warm-start takes precedence.",
+)
+@click.option(
+    "--baselines",
+    type=_Baselines(),
+    default=",".join(_RUN.baselines),
+    show_default=True,
+    help=f"Baselines scored beside the model: {POPULARITY} (always) and {GF_CF}, a "
+    "training-free spectral filter (Shen et al., CIKM 2021).",
+)
+@click.option(
+    "--spectral-rank",
+    type=click.IntRange(min=1),
+    help=f"Rank of {GF_CF}'s ideal low-pass filter.  [default: 256, less where the data is "
+    "too small for it]",
+)
+@click.option(
+    "--spectral-alpha",
+    type=click.FloatRange(min=0),
+    default=_RUN.spectral_alpha,
+    show_default=True,
+    help=f"Weight of {GF_CF}'s ideal low-pass filter beside its linear one (0: linear only).",
 )
 @click.option(
     "--top-k", default=_RUN.top_k, show_default=True, help="Recommendations written per user."
@@ -506,6 +558,12 @@ def _refuse_ignored_options(ctx: click.Context, config: RunConfig) -> None:
         for name, used in (("test_ratio", config.uses_test_ratio), ("cutoff", config.uses_cutoff))
         if name in given and not used
     ]
+    spectral = [name for name in ("spectral_rank", "spectral_alpha") if name in given]
+    if spectral and not config.gf_cf:
+        names = " and ".join(f"--{name.replace('_', '-')}" for name in spectral)
+        raise InvalidInput(
+            f"invalid run options: {names} set {GF_CF}, which --baselines leaves out"
+        )
     if ignored:
         names, verb = " and ".join(ignored), "does" if len(ignored) == 1 else "do"
         raise InvalidInput(
@@ -524,9 +582,11 @@ def _describe(config: RunConfig) -> str:
     batching = f"batch {t.batch_size}" if t.batch_size else f"{t.steps_per_epoch} steps/epoch"
     budget = f", budget {t.max_train_seconds:g} s" if t.max_train_seconds else ""
     epochs = f"≤{t.max_epochs} epochs" if t.max_epochs else "as many epochs as fit"
+    start = "spectral start" if t.spectral_start else "cold start"
     return (
         f"{config.split} split, dim {t.dim}, {t.n_layers} layers, {batching}, "
-        f"lr {t.learning_rate:g}, l2 {t.l2:g}, {epochs}{budget}, seed {t.seed}"
+        f"lr {t.learning_rate:g}, l2 {t.l2:g}, {epochs}{budget}, seed {t.seed}, {start}, "
+        f"baselines {','.join(config.baselines)}"
     )
 
 

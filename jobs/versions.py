@@ -91,10 +91,23 @@ def _details_text(v: VersionDetails) -> str:
         lines += ["", f"seconds per phase: {phases}"]
     if v.metrics:
         rows = [
-            [m.model, m.metric, m.k, m.value, m.baseline_value, m.lift, percent(m.relative_lift)]
+            [
+                m.model,
+                m.metric,
+                m.k,
+                m.value,
+                m.baseline_value,
+                m.lift,
+                percent(m.relative_lift),
+                m.strongest_baseline,
+                m.lift_over_strongest,
+            ]
             for m in v.metrics
         ]
-        headers = ["model", "metric", "k", "value", "popularity", "lift", "relative"]
+        headers = [
+            *("model", "metric", "k", "value", "popularity", "lift", "relative"),
+            *("strongest baseline", "lift over it"),
+        ]
         lines += ["", f"metrics (users counted: {v.metrics[0].users_counted}):"]
         lines.append(_indent(table(headers, rows)))
     return "\n".join(lines)
@@ -120,11 +133,18 @@ def compare(job: JobContext, version_a: str, version_b: str, k: int, as_json: bo
 
 def _comparison_text(c: Comparison) -> str:
     a, b = c.version_a, c.version_b
-    rows = [[d.metric, d.k, d.value_a, d.value_b, d.delta, percent(d.relative)] for d in c.metrics]
+    rows = [
+        [
+            *(d.metric, d.k, d.value_a, d.value_b, d.delta, percent(d.relative)),
+            *(d.over_strongest_a, d.over_strongest_b),
+        ]
+        for d in c.metrics
+    ]
     o = c.overlap
+    headers = ["metric", "k", a, b, "delta", "change", f"{a} vs best baseline", f"{b} vs best"]
     lines = [
         f"{a} → {b}",
-        table(["metric", "k", a, b, "delta", "change"], rows),
+        table(headers, rows),
         "",
         f"recommendation overlap @{o.k}: mean Jaccard {cell(o.mean_jaccard)} over {o.users} "
         f"users; identical top-{o.k} sets for {percent(o.identical_share).lstrip('+')} of them",
@@ -145,6 +165,13 @@ def _lineage_lines(stats: dict) -> list[str]:
         )
     if warm := stats.get("warm_start"):
         lines.append(f"warm start from {warm['version']}")
+    elif stats.get("training_start") == "spectral":
+        lines.append(
+            f"spectral start: the embeddings began at the training graph's top singular "
+            f"vectors ({stats.get('training_start_seconds', 0):.1f} s of the training time)"
+        )
+    for baseline, figures in (stats.get("beaten_by") or {}).items():
+        lines.append(f"the {baseline} baseline beat lightgcn on {', '.join(figures)}")
     if champion := stats.get("champion"):
         skipped = f" (not scored: {champion['skipped']})" if "skipped" in champion else ""
         lines.append(f"champion: {champion['version']} as {champion['compared_as']}{skipped}")

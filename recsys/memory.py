@@ -4,12 +4,15 @@ A data set too large for the machine should stop with a message, not be killed b
 system an hour into training. The estimate counts what grows with the data after the snapshot
 is read (which is already resident when the check runs): the graph and its TensorFlow copies,
 the BPR sampler's arrays, the model's tables (layer-0 embeddings, Adam's moments, the forward
-and backward propagations' intermediates), the evaluation's sets, one scoring block, and a warm
-start's carried rows (held until the refit has used them). bench/scale.py and
+and backward propagations' intermediates), the evaluation's sets, one scoring block, a warm
+start's carried rows (held until the refit has used them), and the GF-CF baseline (its
+SVD's Lanczos vectors, its low-pass factors, its sparse products and the dense block its linear
+term adds), which runs while the trained model is still held. bench/scale.py and
 bench/memory_estimate.py print it beside the measured peak at each size.
 
 Public API:
-    estimate_bytes(n_users, n_items, train_interactions, ratings, dim, *, warm_start=False) -> int
+    estimate_bytes(n_users, n_items, train_interactions, ratings, dim, *, warm_start=False,
+                   spectral_rank=0) -> int
     estimate_terms(...) -> dict[str, int]   the same, term by term
     available_bytes() -> int           what this process may still take (cgroup limit, or RAM)
     check_fits(estimate, limit=None)   raises InvalidInput when the estimate exceeds the limit
@@ -36,6 +39,14 @@ _TABLES = 16
 _FIXED = 1 << 30
 #: Bytes per carried row besides its dim float32 values: its int64 node index.
 _CARRIED_INDEX = 8
+#: Bytes per training interaction of GF-CF: R and R̂ and their transposes, and the products of
+#: a chunk's rows.
+_PER_FILTER_INTERACTION = 64
+#: ARPACK's Lanczos vectors: 2 · rank + 1 of the smaller side, in float64.
+_LANCZOS_BYTES = 8
+#: GF-CF's linear term: the dense score block it adds (as large as the scoring block) and a
+#: group's two sparse products of at most 2^24 entries at 12 bytes an entry.
+_FILTER_BLOCK = (1 << 28) + 2 * (1 << 24) * 12
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -47,10 +58,18 @@ def estimate_bytes(
     dim: int,
     *,
     warm_start: bool = False,
+    spectral_rank: int = 0,
 ) -> int:
-    """Memory a run needs beyond its snapshot, for a graph of this size."""
+    """Memory a run needs beyond its snapshot, for a graph of this size; ``spectral_rank`` is
+    the GF-CF baseline's (0 without it)."""
     terms = estimate_terms(
-        n_users, n_items, train_interactions, ratings, dim, warm_start=warm_start
+        n_users,
+        n_items,
+        train_interactions,
+        ratings,
+        dim,
+        warm_start=warm_start,
+        spectral_rank=spectral_rank,
     )
     return sum(terms.values())
 
@@ -63,6 +82,7 @@ def estimate_terms(
     dim: int,
     *,
     warm_start: bool = False,
+    spectral_rank: int = 0,
 ) -> dict[str, int]:
     """:func:`estimate_bytes` by what needs it. A warm start is counted at its most, a row for
     every user and item: the check runs before the earlier version is read."""
@@ -73,7 +93,18 @@ def estimate_terms(
         "interactions": train_interactions * _PER_INTERACTION,
         "ratings": ratings * _PER_RATING,
         "warm_start": nodes * (dim * 4 + _CARRIED_INDEX) if warm_start else 0,
+        "gf_cf": _gf_cf_bytes(n_users, n_items, train_interactions, spectral_rank),
     }
+
+
+def _gf_cf_bytes(n_users: int, n_items: int, train_interactions: int, rank: int) -> int:
+    """The GF-CF baseline's SVD (ARPACK's Lanczos vectors and both sides' singular vectors),
+    low-pass factors, sparse products and added dense block."""
+    if rank == 0:
+        return 0
+    svd = (2 * rank + 1) * min(n_users, n_items) * _LANCZOS_BYTES + (n_users + n_items) * rank * 4
+    factors = (n_users + 2 * n_items) * rank * 4
+    return svd + factors + train_interactions * _PER_FILTER_INTERACTION + _FILTER_BLOCK
 
 
 def available_bytes() -> int:

@@ -45,7 +45,12 @@ CHUNK_ROWS = 100_000
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "movie_id", "score", "source")
 SIMILAR_COLUMNS = ("movie_id", "rank", "similar_movie_id", "score")
 #: Names under which the evaluated rankers' figures are stored in ``evaluation_results.model``.
-STORED_NAMES = {"model": "lightgcn", "baseline": "popularity", "champion": "champion"}
+STORED_NAMES = {
+    "model": "lightgcn",
+    "baseline": "popularity",
+    "spectral": "gf-cf",
+    "champion": "champion",
+}
 
 
 def write_history(tables: RunTables, history: Sequence[EpochStats], eval_k: int) -> None:

@@ -30,7 +30,13 @@ from recsys.data.holdout import Holdout, check_data, check_holdout, data_stats, 
 from recsys.data.snapshot import Snapshot, read_snapshot
 from recsys.earlier_versions import Earlier
 from recsys.evaluation.baseline import popularity_scores
-from recsys.evaluation.evaluate import evaluate_holdout
+from recsys.evaluation.evaluate import (
+    BASELINE_ROWS,
+    EvaluationRow,
+    evaluate_holdout,
+    evaluate_spectral,
+)
+from recsys.evaluation.spectral import filter_rank
 from recsys.faults import checkpoint
 from recsys.model.lightgcn import LightGCN, compute_device, configure_threads
 from recsys.model.native_kernel import csr_kernel
@@ -41,6 +47,7 @@ from recsys.provenance import code_version
 from recsys.run_config import RunConfig
 from recsys.storage import aliases, registry, schema
 from recsys.storage.publish import RunTables, publish
+from recsys.storage.versions import HEADLINE_METRICS
 
 if TYPE_CHECKING:
     from recsys.scale_out.sharded_scoring import RayScoring, WorkerPool
@@ -103,6 +110,7 @@ def run(
                 len(snapshot.rated_user),
                 config.train.dim,
                 warm_start=config.warm_start is not None,
+                spectral_rank=_gf_cf_rank(config, parts),
             )
             memory.check_fits(estimate, memory_limit)
             earlier = earlier_versions.read(engine, snapshot, parts, config, judging, report)
@@ -155,6 +163,13 @@ def _train_and_publish(
         user_emb, item_emb = trained.model.embeddings()
         rival = champion.embeddings if champion is not None else None
         evaluation = evaluate_holdout(user_emb, item_emb, snapshot, parts, config.eval_ks, rival)
+    if config.gf_cf:
+        with timer("gf-cf"):
+            rows, stats["gf_cf"] = evaluate_spectral(
+                snapshot, parts, config.eval_ks, config.spectral_rank, config.spectral_alpha
+            )
+        evaluation += rows
+    stats["beaten_by"] = _beaten_by(evaluation, report)
     decision = None
     if judging.gate is not None:
         version, skipped = (champion.version, champion.skipped) if champion else (None, None)
@@ -422,7 +437,30 @@ def _training_stats(trained: TrainResult, config: RunConfig, device: str) -> dic
         "training_epochs": len(trained.history),
         "training_budget_seconds": config.train.max_train_seconds,
         "training_budget_limited": trained.schedule.budget_limited,
+        "training_start": trained.start,
+        "training_start_seconds": round(trained.start_seconds, 3),
     }
+
+
+def _gf_cf_rank(config: RunConfig, parts: Holdout) -> int:
+    """The rank of the GF-CF baseline's low-pass filter (0 when it does not run)."""
+    if not config.gf_cf:
+        return 0
+    return filter_rank(config.spectral_rank, int(parts.trained.sum()), len(parts.candidates))
+
+
+def _beaten_by(evaluation: list[EvaluationRow], report: Report) -> dict[str, list[str]]:
+    """The headline figures (``METRIC@K``) on which a baseline beats the model, per baseline,
+    said plainly: a user who learns that the filter wins should not have to find it in a table."""
+    model = {(r.metric, r.k): r.value for r in evaluation if r.model == "model"}
+    beaten: dict[str, list[str]] = {}
+    for row in evaluation:
+        headline = row.model in BASELINE_ROWS and row.metric in HEADLINE_METRICS
+        if headline and row.value > model[row.metric, row.k]:
+            beaten.setdefault(outputs.STORED_NAMES[row.model], []).append(f"{row.metric}@{row.k}")
+    for name, figures in beaten.items():
+        report(f"note: the {name} baseline beats LightGCN on {', '.join(figures)}")
+    return beaten
 
 
 def _short_lists(short: outputs.ShortLists, k: int, report: Report) -> dict[str, int]:

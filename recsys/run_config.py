@@ -14,6 +14,10 @@ from recsys.model.settings import TrainConfig
 
 #: The ways a run can hold out test interactions (see recsys/data/split.py).
 SPLITS = ("stratified", "temporal", "leave-last")
+#: The baselines a run can score beside its model: popularity (always: the reference of every
+#: lift, and free) and GF-CF, the training-free spectral filter (recsys/evaluation/spectral.py).
+POPULARITY, GF_CF = "popularity", "gf-cf"
+BASELINES = (POPULARITY, GF_CF)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,18 @@ class RunConfig:
     refit: bool = False
     #: Start from this version's (or alias's) layer-0 rows (recsys/earlier_versions.py).
     warm_start: str | None = None
+    #: Baselines scored beside the model on the same test set.
+    baselines: tuple[str, ...] = BASELINES
+    #: Rank of GF-CF's ideal low-pass filter; None: the paper's 256, or less where the data is
+    #: too small for it (recsys/evaluation/spectral.py).
+    spectral_rank: int | None = None
+    #: Weight of GF-CF's ideal low-pass filter beside its linear one.
+    spectral_alpha: float = 0.3
+
+    @property
+    def gf_cf(self) -> bool:
+        """Whether the GF-CF baseline is scored."""
+        return GF_CF in self.baselines
 
     @property
     def uses_test_ratio(self) -> bool:
@@ -60,6 +76,16 @@ class RunConfig:
             problems.append("top-k and every evaluation cut-off must be at least 1")
         if self.similar_k < 1:
             problems.append(f"similar-k must be at least 1, got {self.similar_k}")
+        unknown = [name for name in self.baselines if name not in BASELINES]
+        if unknown or POPULARITY not in self.baselines:
+            problems.append(
+                f"baselines must be {POPULARITY} (the reference of every lift, always scored) "
+                f"and optionally {GF_CF}, got {','.join(self.baselines) or 'none'}"
+            )
+        if self.spectral_rank is not None and self.spectral_rank < 1:
+            problems.append(f"spectral rank must be at least 1, got {self.spectral_rank}")
+        if not (math.isfinite(self.spectral_alpha) and self.spectral_alpha >= 0):
+            problems.append(f"spectral alpha must be a number ≥ 0, got {self.spectral_alpha}")
         if not 0 <= train.val_ratio < 1:
             problems.append(f"validation ratio must be in [0, 1), got {train.val_ratio}")
         for name in ("dim", "n_layers", "steps_per_epoch", "batch_size", "patience"):
@@ -88,4 +114,5 @@ class RunConfig:
         flat = {k: v for k, v in asdict(self).items() if k != "train"} | asdict(self.train)
         flat["cutoff"] = self.cutoff.isoformat() if self.cutoff else None
         flat["eval_ks"] = list(self.eval_ks)
+        flat["baselines"] = list(self.baselines)
         return flat

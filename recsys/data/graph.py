@@ -3,6 +3,7 @@
 Public API:
     interaction_matrix(users, items, n_users, n_items) -> scipy.sparse.csr_matrix (bool)
     normalized_interactions(users, items, n_users, n_items) -> scipy.sparse.csr_matrix
+    inverse_sqrt(degree) -> np.ndarray float64     1/sqrt(degree), 0 where the degree is 0
 
 The LightGCN graph is bipartite: its symmetric-normalised adjacency D^-1/2 A D^-1/2 is
 [[0, R̂], [R̂ᵀ, 0]] with R̂ the normalised users × items block, so only R̂ is built (and
@@ -36,14 +37,15 @@ def normalized_interactions(
     """
     matrix = interaction_matrix(users, items, n_users, n_items).astype(np.float32)
     matrix.sort_indices()
-    user_scale = _inverse_sqrt(np.diff(matrix.indptr))
-    item_scale = _inverse_sqrt(np.bincount(matrix.indices, minlength=n_items))
+    user_scale = inverse_sqrt(np.diff(matrix.indptr))
+    item_scale = inverse_sqrt(np.bincount(matrix.indices, minlength=n_items))
     row_of = np.repeat(np.arange(n_users), np.diff(matrix.indptr))
     matrix.data = (user_scale[row_of] * item_scale[matrix.indices]).astype(np.float32)
     return matrix
 
 
-def _inverse_sqrt(degree: np.ndarray) -> np.ndarray:
+def inverse_sqrt(degree: np.ndarray) -> np.ndarray:
+    """D^-1/2 of a degree vector, 0 (not inf) for a node without interactions."""
     scale = np.zeros(len(degree), dtype=np.float64)
     np.divide(1.0, np.sqrt(degree, dtype=np.float64), out=scale, where=degree > 0)
     return scale

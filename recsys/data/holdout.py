@@ -15,6 +15,7 @@ import numpy as np
 
 from recsys.data import split
 from recsys.data.snapshot import Snapshot
+from recsys.data.spectrum import max_rank
 from recsys.errors import InvalidInput
 from recsys.run_config import RunConfig
 
@@ -69,6 +70,14 @@ def check_holdout(parts: Holdout, config: RunConfig) -> None:
             f"the {config.split} split left nothing to test: every user has a single "
             "interaction, and a lone interaction stays in training"
         )
+    if config.gf_cf and config.spectral_rank is not None:
+        most = max_rank(int(parts.trained.sum()), len(parts.candidates))
+        if config.spectral_rank > most:
+            raise InvalidInput(
+                f"spectral rank {config.spectral_rank} is more than this data supports: "
+                f"{parts.trained.sum():,} users and {len(parts.candidates):,} items in training "
+                f"allow at most {most}; give a smaller --spectral-rank, or --baselines popularity"
+            )
     if len(parts.evaluated) == 0:
         raise InvalidInput(
             f"none of the {len(parts.test):,} test interactions of the {config.split} split has "

@@ -1,12 +1,19 @@
-"""Held-out evaluation of the model beside the popularity baseline.
+"""Held-out evaluation of the model beside the popularity and GF-CF baselines.
 
 Public API:
-    EvaluationRow(model, metric, k, value, n_users)   a figure of "model", "baseline" or "champion"
+    EvaluationRow(model, metric, k, value, n_users)   a figure of "model", "baseline" (popularity),
+                                                      "spectral" (GF-CF) or "champion"
     embedding_metrics(user_emb, item_emb, exclude, relevant, ks) -> RankingMetrics
     evaluate(user_emb, item_emb, train_users, train_items, test_users, test_items, ks=(10,),
              champion=None) -> list[EvaluationRow]
     evaluate_holdout(user_emb, item_emb, snapshot, parts, ks, champion=None)
         -> the same for a snapshot's split (recsys/data/holdout.py)
+    evaluate_spectral(snapshot, parts, ks, rank=None, alpha=0.3)
+        -> (the GF-CF rows, its settings): fitted on the split's training interactions and
+        judged on the same users, items, exclusions and test items (recsys/evaluation/spectral.py)
+    holdout_sets(snapshot, parts) -> (train users, train items, test users, test items)
+        of a split, items as positions among the candidates
+    BASELINE_ROWS                     the ``model`` names of baselines' rows
 
 Only users with at least one test item are scored; each one's training items are excluded
 from its ranking, so a model is never rewarded for recommending what the user already has.
@@ -24,7 +31,11 @@ from recsys.data.snapshot import Snapshot
 from recsys.evaluation.baseline import popularity_scores
 from recsys.evaluation.champion import ChampionEmbeddings, champion_metrics
 from recsys.evaluation.metrics import METRICS, RankingMetrics, ranking_metrics
+from recsys.evaluation.spectral import DEFAULT_ALPHA, filter_rank, spectral_filter, spectral_top_k
 from recsys.evaluation.topk import top_k_embeddings, top_k_shared
+
+#: The ``model`` names of the baselines' rows: popularity and GF-CF.
+BASELINE_ROWS = ("baseline", "spectral")
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,10 @@ def evaluate(
     }
     if champion is not None:
         results["champion"] = champion_metrics(champion, exclude, relevant, ks)
+    return _rows(results, ks)
+
+
+def _rows(results: dict[str, RankingMetrics], ks: Sequence[int]) -> list[EvaluationRow]:
     return [
         EvaluationRow(name, metric, k, result.values[(metric, k)], result.n_users)
         for name, result in results.items()
@@ -97,10 +112,42 @@ def evaluate_holdout(
     return evaluate(
         user_emb,
         item_emb[parts.candidates],
+        *holdout_sets(snapshot, parts),
+        ks,
+        champion=champion,
+    )
+
+
+def evaluate_spectral(
+    snapshot: Snapshot,
+    parts: Holdout,
+    ks: Sequence[int],
+    rank: int | None = None,
+    alpha: float = DEFAULT_ALPHA,
+) -> tuple[list[EvaluationRow], dict[str, float]]:
+    """The GF-CF filter's rows for a snapshot's split, fitted on its training interactions over
+    the candidates and judged exactly as :func:`evaluate_holdout` judges; and the settings it
+    ran with (``rank`` None: :func:`recsys.evaluation.spectral.filter_rank`'s choice)."""
+    train_users, train_items, test_users, test_items = holdout_sets(snapshot, parts)
+    n_users, n_items = snapshot.n_users, len(parts.candidates)
+    rank = filter_rank(rank, int(parts.trained.sum()), n_items)
+    spectral = spectral_filter(train_users, train_items, n_users, n_items, rank, alpha)
+    exclude = interaction_matrix(train_users, train_items, n_users, n_items)
+    relevant = interaction_matrix(test_users, test_items, n_users, n_items)
+    users = np.flatnonzero(np.diff(relevant.indptr))
+    items = spectral_top_k(spectral, max(ks), exclude, users)
+    rows = _rows({"spectral": ranking_metrics(items, relevant, ks, users=users)}, ks)
+    return rows, {"rank": rank, "alpha": alpha}
+
+
+def holdout_sets(
+    snapshot: Snapshot, parts: Holdout
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train users, train items, test users, test items) of a split, items as positions among
+    the candidates."""
+    return (
         snapshot.user[parts.train],
         parts.position[snapshot.item[parts.train]],
         snapshot.user[parts.evaluated],
         parts.position[snapshot.item[parts.evaluated]],
-        ks,
-        champion=champion,
     )

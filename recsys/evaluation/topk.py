@@ -1,8 +1,10 @@
 """Top-k recommendations per user, scored in user chunks with TensorFlow.
 
 Public API:
-    top_k_chunks(user_emb, item_emb, k, *, exclude=None, users=None, chunk_size=None, block=128)
+    top_k_chunks(user_emb, item_emb, k, *, exclude=None, users=None, chunk_size=None, block=128,
+                 addend=None)
         -> Iterator[(users, items int64 [n, k], scores float32 [n, k])]   score = user·item
+                                                    (+ addend(rows), a dense block, if given)
     chunk_rows(n_items, k, block=128) -> users per chunk when ``chunk_size`` is not given
     top_k_embeddings(...same...) -> (items, scores) for all of ``users`` at once
     shared_top_k_chunks(item_scores, n_users, k, *, exclude=None, users=None, chunk_size=None)
@@ -25,7 +27,7 @@ and the two-stage selection of :func:`_blocked_top_k` cuts the selection to a pa
 maxima (0.54 against 3.15 ns a score for ``top_k`` over every item, side by side).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,11 +51,15 @@ def top_k_chunks(
     users: np.ndarray | None = None,
     chunk_size: int | None = None,
     block: int = BLOCK,
+    addend: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[Chunk]:
     """Top-k items by dot product of final embeddings, a chunk of users at a time.
 
-    With many items the selection runs in two stages (:func:`_blocked_top_k`): the items are cut
-    into blocks of ``block``, and only the k blocks with the highest maxima are searched.
+    ``addend(rows)``, given the positions in ``users`` of a chunk's users, returns a dense
+    [len(rows), n_items] block added to their scores before the selection (the linear term of
+    the GF-CF baseline, recsys/evaluation/spectral.py). With many items the selection runs in
+    two stages (:func:`_blocked_top_k`): the items are cut into blocks of ``block``, and only
+    the k blocks with the highest maxima are searched.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -72,6 +78,8 @@ def top_k_chunks(
         chunk = users[start : start + size]
         vectors = user_emb[chunk]
         scores = tf.matmul(tf.constant(vectors), items, transpose_b=True)
+        if addend is not None:
+            scores = _added(scores, addend(np.arange(start, start + len(chunk))))
         rows, cols = _excluded(exclude, chunk, padding)
         if len(rows):
             at = np.stack([rows, cols], axis=1)
@@ -179,6 +187,13 @@ def _excluded(
         pads = np.repeat(np.arange(len(chunk)), len(padding)), np.tile(padding, len(chunk))
         rows = np.concatenate([rows[0], pads[0]]), np.concatenate([rows[1], pads[1]])
     return rows
+
+
+def _added(scores: tf.Tensor, block: np.ndarray) -> tf.Tensor:
+    """``scores`` plus a block of the same rows and the real items' columns (not the padding
+    of a blocked selection, which scores 0)."""
+    padding = int(scores.shape[1]) - block.shape[1]
+    return scores + np.pad(block, ((0, 0), (0, padding))) if padding else scores + block
 
 
 def _top_k(scores: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:

@@ -44,10 +44,11 @@ The cache folder is created 0700.
 start together build once and the others load that build. It compiles into a temporary file and
 publishes it with a hard link that never replaces an existing file. A failed build is remembered
 in ``csr_matmul-…failed`` beside it (with the compiler that failed), so later processes do not
-compile again: delete it, change ``$CXX``, or ``build`` into the cache folder, to try again. A cached file that
-cannot be loaded (empty or cut short after a full disk) is rebuilt once. A build that runs past
-``RECSYS_NATIVE_KERNEL_BUILD_TIMEOUT`` seconds (600) fails like any other. Temporary files left by
-killed builds, and builds of other versions unused for 30 days, are removed at the next build.
+compile again: delete it, change ``$CXX``, or ``build`` into the cache folder, to try again. A
+cached file that cannot be loaded (empty or cut short after a full disk) is rebuilt once. A
+build that runs past ``RECSYS_NATIVE_KERNEL_BUILD_TIMEOUT`` seconds (600) fails like any other.
+Temporary files left by killed builds, and builds of other versions unused for 30 days, are
+removed at the next build.
 ``RECSYS_NATIVE_KERNEL=0`` chooses TensorFlow's kernel on purpose.
 """
 

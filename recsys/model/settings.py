@@ -30,6 +30,9 @@ class TrainConfig:
     patience: epochs without a better validation NDCG@eval_k before stopping.
     eval_k: cut-off of the validation NDCG.
     seed: seeds the validation split, the initial embeddings and the sampler.
+    spectral_start: start the layer-0 rows from the top singular vectors of the normalised
+        training graph (recsys/model/spectral_start.py) instead of noise, the SVD's time
+        counted in the budget; a warm start's carried rows take precedence over it.
     """
 
     dim: int = 64
@@ -44,6 +47,7 @@ class TrainConfig:
     patience: int = 10
     eval_k: int = 10
     seed: int = 0
+    spectral_start: bool = True
 
     def batching(self, n_samples: int) -> tuple[int, int]:
         """(triples per step, steps per epoch) for ``n_samples`` training triples an epoch."""

@@ -5,7 +5,7 @@ Public API:
     TrainConfig           (from recsys.model.settings) the settings; defaults are tuned (below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
     Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .rate(config, step)
-    TrainResult(model, history, best_epoch, schedule, steps, last_rate)
+    TrainResult(model, history, best_epoch, schedule, steps, last_rate, start, start_seconds)
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None,
         *, after_epoch=None, initial=None, clock=time.perf_counter) -> TrainResult
 
@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys.data import split
 from recsys.data.graph import interaction_matrix, normalized_interactions
@@ -37,6 +38,7 @@ from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics
 from recsys.model.lightgcn import LightGCN
 from recsys.model.settings import TrainConfig
+from recsys.model.spectral_start import spectral_start
 from recsys.model.warm_start import InitialState
 
 #: Steps timed (after the first, which traces the graph) before a budget is planned.
@@ -74,7 +76,9 @@ class Schedule:
 @dataclass
 class TrainResult:
     """The trained model (at its best epoch's weights), per-epoch history, best epoch, the
-    schedule that training followed (as re-planned under a budget), and the steps it took."""
+    schedule that training followed (as re-planned under a budget), the steps it took, where
+    its layer-0 rows started (``warm``, ``spectral`` or ``cold``) and the seconds that start's
+    SVD took (inside the time budget)."""
 
     model: LightGCN
     history: list[EpochStats]
@@ -83,6 +87,8 @@ class TrainResult:
     steps: int
     #: The learning rate applied at the last step.
     last_rate: float
+    start: str = "cold"
+    start_seconds: float = 0.0
 
 
 StepProgress = Callable[[int, int], None]
@@ -131,9 +137,9 @@ def fit(
     sampler = BprSampler(fit_users, fit_items, n_items, rng)
     if sampler.n_samples == 0:
         raise ValueError("nothing to train on: every user has every item, so no negative exists")
-    model = LightGCN.from_config(
-        normalized_interactions(fit_users, fit_items, n_users, n_items), config, initial
-    )
+    graph = normalized_interactions(fit_users, fit_items, n_users, n_items)
+    start = _start(graph, config, initial)
+    model = LightGCN.from_config(graph, config, start.initial)
     batch_size, steps_per_epoch = config.batching(sampler.n_samples)
     # Without a number of epochs the budget sizes the schedule once the first steps are timed;
     # until then it is provisionally the default's.
@@ -187,7 +193,30 @@ def fit(
         schedule = budget.replan(schedule, step, config.max_epochs)
     if best_weights is not None:
         model.set_weights(best_weights)
-    return TrainResult(model, history, best_epoch, schedule, step, last_rate)
+    return TrainResult(
+        model, history, best_epoch, schedule, step, last_rate, start.kind, start.seconds
+    )
+
+
+@dataclass(frozen=True)
+class _Start:
+    kind: str
+    initial: InitialState | None
+    seconds: float
+
+
+def _start(graph: sp.csr_matrix, config: TrainConfig, initial: InitialState | None) -> _Start:
+    """Where the layer-0 rows start: a warm start's carried rows (new users and items drawn at
+    random); else, with ``spectral_start``, the graph's spectrum where it has ``dim`` directions
+    (mixing both would put spectral rows in a basis the carried ones do not share); else noise."""
+    if initial is not None:
+        return _Start("warm", initial, 0.0)
+    if config.spectral_start:
+        started = time.perf_counter()
+        spectral = spectral_start(graph, config.dim, config.seed)
+        if spectral is not None:
+            return _Start("spectral", spectral, time.perf_counter() - started)
+    return _Start("cold", None, 0.0)
 
 
 class _Budget:

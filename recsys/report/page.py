@@ -1,8 +1,9 @@
 """The run report: one self-contained HTML page about a published version.
 
 Everything is inline (CSS, PNG charts as base64 data URIs), so the page can be mailed, attached to
-a ticket or opened offline and still shows all of it. It puts the version beside the popularity
-baseline of its own run and beside the version published before it, when there is one.
+a ticket or opened offline and still shows all of it. It puts the version beside the baselines of
+its own run (popularity and, where the run scored it, the GF-CF spectral filter) and beside the
+version published before it, when there is one.
 """
 
 import base64
@@ -56,7 +57,8 @@ def render(data: ReportData) -> str:
         if prev
         else "the first published version: nothing earlier to compare with"
     )
-    against = f"the popularity baseline and {_e(prev.name)}" if prev else "the popularity baseline"
+    baselines = "the baselines" if _gf_cf(v.metrics) else "the popularity baseline"
+    against = f"{baselines} and {_e(prev.name)}" if prev else baselines
     aliases = ", ".join(a.alias for a in v.aliases)
     subtitle = " · ".join(
         part
@@ -135,7 +137,22 @@ def _training_png(data: ReportData) -> bytes:
         plots.Curve(n, [e.epoch for e in h], [e.validation_value for e in h]) for n, h in series
     ]
     label = next((e.validation_metric for e in data.history if e.validation_metric), "metric")
-    return plots.training_curves(loss, validation, label)
+    return plots.training_curves(loss, validation, label, _baseline_levels(data, label))
+
+
+def _baseline_levels(data: ReportData, label: str) -> dict[str, float]:
+    """The baselines' test figures of the validation metric (``ndcg@10``), drawn as levels
+    beside the validation curve: not the same interactions, but the scale a user judges by."""
+    metric, _, k = label.partition("@")
+    levels = {}
+    for m in data.version.metrics:
+        if (m.metric, str(m.k)) != (metric, k):
+            continue
+        if m.model == versions.MODEL and m.baseline_value is not None:
+            levels["popularity (test)"] = m.baseline_value
+        elif m.model == versions.GF_CF:
+            levels["gf-cf (test)"] = m.value
+    return levels
 
 
 def _validation_note(data: ReportData) -> str:
@@ -152,13 +169,17 @@ def _metrics_png(data: ReportData) -> bytes:
     return plots.metrics_vs_baseline(
         data.version.name, versions.own_metrics(data.version.metrics),
         prev.name if prev else None, versions.own_metrics(prev.metrics) if prev else [],
+        _gf_cf(data.version.metrics),
     )  # fmt: skip
 
 
 def _metrics_table(data: ReportData) -> str:
     prev = data.previous
     earlier = {(m.model, m.metric, m.k): m.value for m in prev.metrics} if prev else {}
+    gf_cf = _gf_cf(data.version.metrics)
     head = ["metric", data.version.name, "popularity", "lift", "relative"]
+    if gf_cf:
+        head += ["gf-cf", "lift over the strongest baseline"]
     if prev:
         head += [prev.name, f"change vs {prev.name}"]
     rows = []
@@ -170,6 +191,8 @@ def _metrics_table(data: ReportData) -> str:
             _num(m.lift, signed=True),
             _pct(m.relative_lift),
         ]
+        if gf_cf:
+            row += [_num(gf_cf.get((m.metric, m.k))), _num(m.lift_over_strongest, signed=True)]
         if prev:
             before = earlier.get((m.model, m.metric, m.k))
             change = None if before is None else m.value - before
@@ -185,8 +208,14 @@ def _metrics_note(metrics: list[Metric]) -> str:
     return (
         f'<p class="note">Averaged over the {metrics[0].users_counted:,} users with held-out '
         "items; the popularity baseline ranks the same users' unseen items by training "
-        "popularity.</p>"
+        "popularity, and the gf-cf baseline (where the run scored it) by a training-free "
+        "spectral filter of the training interactions (Shen et al., CIKM 2021).</p>"
     )
+
+
+def _gf_cf(metrics: list[Metric]) -> dict[tuple[str, int], float]:
+    """The GF-CF baseline's figures by (metric, k); empty where the run did not score it."""
+    return {(m.metric, m.k): m.value for m in metrics if m.model == versions.GF_CF}
 
 
 def _settings_table(data: ReportData) -> str:

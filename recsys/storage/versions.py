@@ -20,11 +20,14 @@ from recsys.storage.status import VersionStatus
 HEADLINE_METRICS = ("ndcg", "precision", "recall", "map")
 #: The version's own model in ``evaluation_results``; "champion" rows score an earlier version.
 MODEL = "lightgcn"
+#: The training-free spectral baseline's rows (recsys/evaluation/spectral.py).
+GF_CF = "gf-cf"
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A model's figure beside the popularity baseline of the same run."""
+    """A model's figure beside the popularity baseline of the same run, and beside the
+    strongest baseline of that metric (popularity or gf-cf; None for a run without one)."""
 
     model: str
     metric: str
@@ -34,6 +37,9 @@ class Metric:
     lift: float | None
     relative_lift: float | None
     users_counted: int
+    strongest_baseline: str | None = None
+    strongest_baseline_value: float | None = None
+    lift_over_strongest: float | None = None
 
     @property
     def label(self) -> str:
@@ -88,6 +94,9 @@ class MetricDelta:
     value_b: float
     delta: float
     relative: float | None
+    #: Each version's lift over the strongest baseline of its own run (None without one).
+    over_strongest_a: float | None = None
+    over_strongest_b: float | None = None
 
 
 @dataclass(frozen=True)
@@ -184,18 +193,20 @@ def compare(conn: sa.Connection, version_a: str, version_b: str, k: int = 10) ->
     metrics = {
         name: own_metrics(found) for name, found in _metrics(conn, [version_a, version_b]).items()
     }
-    model_b = {(m.model, m.metric, m.k): m.value for m in metrics.get(version_b, [])}
+    model_b = {(m.model, m.metric, m.k): m for m in metrics.get(version_b, [])}
     deltas = [
         MetricDelta(
             m.metric,
             m.k,
             m.value,
-            model_b[key],
-            model_b[key] - m.value,
-            model_b[key] / m.value - 1 if m.value else None,
+            b.value,
+            b.value - m.value,
+            b.value / m.value - 1 if m.value else None,
+            m.lift_over_strongest,
+            b.lift_over_strongest,
         )
         for m in metrics.get(version_a, [])
-        if (key := (m.model, m.metric, m.k)) in model_b
+        if (b := model_b.get((m.model, m.metric, m.k))) is not None
     ]
     sqlfiles.use_schema(conn)
     overlap = conn.execute(
@@ -298,6 +309,9 @@ def _metrics(conn: sa.Connection, names: list[str]) -> dict[str, list[Metric]]:
                 r.lift,
                 r.relative_lift,
                 r.users_counted,
+                r.strongest_baseline,
+                r.strongest_baseline_value,
+                r.lift_over_strongest,
             )
         )
     return grouped

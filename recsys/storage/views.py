@@ -49,6 +49,10 @@ evaluation_vs_baseline = sa.Table(
     sa.Column("relative_lift", sa.Float),
     sa.Column("users_counted", sa.Integer),
     sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("strongest_baseline", sa.Text),
+    sa.Column("strongest_baseline_value", sa.Float),
+    sa.Column("lift_over_strongest", sa.Float),
+    sa.Column("relative_lift_over_strongest", sa.Float),
 )
 
 published_similar_items = sa.Table(

@@ -355,7 +355,7 @@ def test_the_champion_is_scored_on_the_same_users_and_items(
         items = embeddings(conn, schema.item_embeddings, "challenger")
     champion_stats = _stats(nightly, "challenger")["champion"]
     assert NEW_MOVIE in items
-    assert {r.model for r in rows} == {"lightgcn", "popularity", "champion"}
+    assert {r.model for r in rows} == {"lightgcn", "popularity", "gf-cf", "champion"}
     assert champion_stats["items_known"] == len(items) - 1  # all but the new movie
     assert len({r.users_counted for r in rows}) == 1  # the same users for all three
     stored = {(r.metric, r.k): r.value for r in rows if r.model == "champion"}
@@ -375,7 +375,7 @@ def test_an_unfair_champion_is_skipped_with_the_reason(nightly: Nightly, databas
         models = conn.execute(
             sa.select(results.c.model).distinct().where(results.c.version == "unfair")
         ).scalars()
-        assert set(models) == {"lightgcn", "popularity"}
+        assert set(models) == {"lightgcn", "popularity", "gf-cf"}
     skipped = _stats(nightly, "unfair")["champion"]
     assert skipped["version"] == "v1" and "stratified split" in skipped["skipped"]
     shown = recsys_job(database_url, nightly.schema, "show", "unfair")

@@ -143,7 +143,7 @@ def test_published_run_writes_every_output_and_the_registry(
             )
         ).all()
         pairs = {(e.model, e.k) for e in evaluation}
-        assert pairs == {(m, k) for m in ("lightgcn", "popularity") for k in (5, 10)}
+        assert pairs == {(m, k) for m in ("lightgcn", "popularity", "gf-cf") for k in (5, 10)}
         for model, k in pairs:
             assert {e.metric for e in evaluation if (e.model, e.k) == (model, k)} >= METRICS
         assert all(e.users_counted > 0 and 0 <= e.value <= 1 for e in evaluation)
@@ -182,6 +182,10 @@ def test_published_run_writes_every_output_and_the_registry(
         assert stats["train_interactions"] + stats["test_interactions"] == ratings_total
         assert stats["fallback_users"] == len(UNRATED_USERS)
         assert set(row.phase_seconds) >= {"read", "split", "train", "evaluate", "similar", "score"}
+        assert row.phase_seconds["gf-cf"] > 0
+        # The filter's rank: the default's quarter of the smaller side of this small graph.
+        assert stats["gf_cf"] == {"rank": stats["users_in_training"] // 4, "alpha": 0.3}
+        assert stats["training_start"] == "spectral" and stats["training_start_seconds"] > 0
         assert row.phase_seconds["train"] > 0
 
         (attempt,) = run_rows(conn, "full")
@@ -290,6 +294,15 @@ BAD_OPTIONS = {
     ),
     "unknown split": (["--split", "random"], "Invalid value for '--split'"),
     "unknown config key": (["--config", "{config}"], "unknown keys learning_rat"),
+    "spectral rank beyond the data": (
+        ["--spectral-rank", "500"],
+        "spectral rank 500 is more than this data supports",
+    ),
+    "baselines without popularity": (["--baselines", "gf-cf"], "expected popularity"),
+    "a filter setting without the filter": (
+        ["--baselines", "popularity", "--spectral-alpha", "1"],
+        "--spectral-alpha set gf-cf, which --baselines leaves out",
+    ),
 }
 
 
@@ -495,3 +508,51 @@ def test_steps_per_epoch_sets_the_batch_from_the_data(
         stats = version_row(conn, "fixed").data_stats
     assert stats["training_batch_size"] == 50
     assert stats["training_steps_per_epoch"] == math.ceil(stats["train_interactions"] / 50)
+
+
+def test_the_baselines_option_leaves_the_filter_out(
+    populated: Populated, database_url: URL
+) -> None:
+    engine, name = populated
+    args = ("--model-version", "popular-only", *FAST_OPTIONS, "--baselines", "popularity")
+    result = cli(database_url, name, *args)
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        row = version_row(conn, "popular-only")
+        models = _scalars(
+            conn,
+            "SELECT DISTINCT model FROM {s}.evaluation_results WHERE version = 'popular-only'"
+            " ORDER BY model",
+        )
+    assert models == ["lightgcn", "popularity"]
+    assert "gf-cf" not in row.phase_seconds and "gf_cf" not in row.data_stats
+    assert row.params["baselines"] == ["popularity"]
+
+
+def test_a_model_the_filter_beats_is_told_so_and_the_view_measures_it(
+    populated: Populated, database_url: URL
+) -> None:
+    """An untrained model (one epoch at a negligible rate, from noise) loses to GF-CF: the run
+    says so, records where, and the view's lift over the strongest baseline is negative there."""
+    engine, name = populated
+    weak = ("--learning-rate", "1e-9", "--epochs", "1", "--no-spectral-start")
+    result = cli(database_url, name, "--model-version", "weak", *FAST_OPTIONS, *weak)
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        beaten = version_row(conn, "weak").data_stats["beaten_by"]
+        figures = {
+            (r.model, r.metric, r.k): r
+            for r in _query(conn, "SELECT * FROM {s}.evaluation_vs_baseline WHERE version = 'weak'")
+        }
+    assert f"note: the gf-cf baseline beats LightGCN on {', '.join(beaten['gf-cf'])}" in (
+        result.stderr + result.stdout
+    )
+    headline = {(m, k) for m in ("ndcg", "precision", "recall", "map") for k in (10, 20)}
+    for metric, k in headline:
+        model, gf_cf = figures["lightgcn", metric, k], figures["gf-cf", metric, k]
+        strongest = max(gf_cf.value, model.baseline_value)
+        assert model.strongest_baseline_value == pytest.approx(strongest)
+        assert model.lift_over_strongest == pytest.approx(model.value - strongest)
+        said = f"{metric}@{k}" in beaten["gf-cf"]
+        assert said == (gf_cf.value > model.value), (metric, k)
+    assert len(beaten["gf-cf"]) >= 4

@@ -155,14 +155,27 @@ def test_evaluation_sits_beside_the_baseline_with_the_lift(db: sa.Engine) -> Non
             (r.version, r.model, r.metric, r.k): r.value
             for r in conn.execute(sa.select(schema.evaluation_results))
         }
-    assert len(rows) == 2 * len(METRICS) * 2  # two versions, every metric at k = 10 and 20
+    # Two versions, the model and the gf-cf baseline, every metric at k = 10 and 20.
+    assert len(rows) == 2 * 2 * len(METRICS) * 2
     for r in rows:
-        assert r.model == "lightgcn"
-        assert r.value == stored[r.version, "lightgcn", r.metric, r.k]
+        assert r.model in ("lightgcn", "gf-cf")
+        assert r.value == stored[r.version, r.model, r.metric, r.k]
         assert r.baseline_value == stored[r.version, "popularity", r.metric, r.k]
         assert r.lift == pytest.approx(r.value - r.baseline_value)
         assert r.relative_lift == pytest.approx(r.value / r.baseline_value - 1)
         assert r.users_counted > 0
+        # The strongest baseline of the same figure, the row's own model left out.
+        others = {
+            name: stored[r.version, name, r.metric, r.k]
+            for name in ("popularity", "gf-cf")
+            if name != r.model
+        }
+        best = max(others.values())
+        assert r.strongest_baseline_value == best
+        assert others[r.strongest_baseline] == best
+        assert r.lift_over_strongest == pytest.approx(r.value - best)
+        relative = r.value / best - 1 if best else None
+        assert r.relative_lift_over_strongest == pytest.approx(relative)
 
 
 def _served(conn: sa.Connection) -> set[str]:

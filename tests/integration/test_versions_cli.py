@@ -88,8 +88,12 @@ def test_show_json(job) -> None:
     assert shown["data_stats"]["users"] == N_USERS
     assert {"read", "train", "evaluate"} <= shown["phase_seconds"].keys()
     assert shown["code_version"] and shown["epochs"] == 3
-    assert len(shown["metrics"]) == len(METRICS) * 2
+    # The model's and the gf-cf baseline's figures, every metric at k = 10 and 20.
+    assert len(shown["metrics"]) == 2 * len(METRICS) * 2
+    assert {m["model"] for m in shown["metrics"]} == {"lightgcn", "gf-cf"}
     assert all(m["baseline_value"] is not None for m in shown["metrics"])
+    for m in shown["metrics"]:
+        assert m["lift_over_strongest"] == pytest.approx(m["value"] - m["strongest_baseline_value"])
 
 
 def test_show_unknown_version(job) -> None:
@@ -102,12 +106,17 @@ def test_compare_json(job, published: tuple[sa.Engine, str]) -> None:
     engine, _name = published
     compared = _json(job("compare", V1, V2, "--json"))
     shown = {name: _json(job("show", name, "--json"))["metrics"] for name in (V1, V2)}
-    values = {name: {(m["metric"], m["k"]): m["value"] for m in shown[name]} for name in shown}
+    model = {
+        name: {(m["metric"], m["k"]): m for m in shown[name] if m["model"] == "lightgcn"}
+        for name in shown
+    }
     assert len(compared["metrics"]) == len(METRICS) * 2
     for d in compared["metrics"]:
-        key = (d["metric"], d["k"])
-        assert (d["value_a"], d["value_b"]) == (values[V1][key], values[V2][key])
+        a, b = model[V1][d["metric"], d["k"]], model[V2][d["metric"], d["k"]]
+        assert (d["value_a"], d["value_b"]) == (a["value"], b["value"])
         assert d["delta"] == pytest.approx(d["value_b"] - d["value_a"])
+        over = (d["over_strongest_a"], d["over_strongest_b"])
+        assert over == (a["lift_over_strongest"], b["lift_over_strongest"])
     recomputed = overlap(engine, V1, V2, 10)
     assert compared["overlap"] == {
         "k": 10,

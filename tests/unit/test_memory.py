@@ -37,6 +37,7 @@ def test_the_terms_add_up_to_the_estimate() -> None:
         "interactions": 20_000 * 160,
         "ratings": 30_000 * 24,
         "warm_start": 0,
+        "gf_cf": 0,
     }
     assert sum(terms.values()) == memory.estimate_bytes(*SIZE)
 
@@ -68,3 +69,15 @@ def test_what_is_available_is_a_plausible_share_of_this_machine() -> None:
     """Positive, and no more than the machine's RAM (a cgroup's limit is below it)."""
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert 0 < memory.available_bytes() <= ram
+
+
+def test_the_gf_cf_baseline_adds_its_svd_factors_products_and_block() -> None:
+    """A rank-r filter: ARPACK's 2r + 1 float64 vectors of the smaller side, both sides'
+    singular vectors, the low-pass factors (users + 2 · items) × r, 64 bytes per training
+    interaction, a 256 MiB dense block and a group's two sparse products of 2^24 entries."""
+    users, items, interactions, rank = 1_000, 500, 20_000, 16
+    added = memory.estimate_bytes(*SIZE, spectral_rank=rank) - memory.estimate_bytes(*SIZE)
+    svd = (2 * rank + 1) * items * 8 + (users + items) * rank * 4
+    factors = (users + 2 * items) * rank * 4
+    assert added == svd + factors + interactions * 64 + (1 << 28) + 2 * (1 << 24) * 12
+    assert added == memory.estimate_terms(*SIZE, spectral_rank=rank)["gf_cf"]
