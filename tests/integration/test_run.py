@@ -25,6 +25,7 @@ from recsys.pipeline import run
 from recsys.storage import registry, schema
 from recsys.storage.bulk import schema_of
 from recsys_jobs.cli import main
+from tests.fake_clock import SlowingClock
 from tests.integration._run_data import (
     FAST_OPTIONS,
     N_ITEMS,
@@ -419,23 +420,6 @@ def test_a_config_file_sets_defaults_that_options_override(
     assert device.startswith("GPU") or device.endswith(csr_kernel().description)
 
 
-class _SlowingClock:
-    """Fake time for training, so that what a budget allows depends on the training loop, not
-    on how loaded this machine is: 0.04 s a step for 60 steps, then 0.24 s (the machine got
-    busy mid-run). A step's time passes in the run's ``on_step``, which training calls after
-    each step, before it reads the clock."""
-
-    def __init__(self) -> None:
-        self.now, self.steps = 0.0, 0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def step(self, _done: int, _total: int) -> None:
-        self.steps += 1
-        self.now += 0.04 if self.steps <= 60 else 0.24
-
-
 def test_a_time_budget_sizes_the_schedule_and_the_registry_says_so(
     populated: Populated, database_url: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -443,7 +427,7 @@ def test_a_time_budget_sizes_the_schedule_and_the_registry_says_so(
     learning-rate schedule (the last step's rate, as recorded, is a sliver of the initial one),
     and params, history and `show` record what the budget allowed."""
     engine, name = populated
-    clock = _SlowingClock()
+    clock = SlowingClock(fast=0.04, slow=0.24)
     monkeypatch.setattr(pipeline, "fit", functools.partial(pipeline.fit, clock=clock))
     monkeypatch.setattr(recsys_jobs.run, "epoch_bars", lambda: clock.step)
     config = tmp_path / "budget.toml"

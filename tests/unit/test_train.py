@@ -11,6 +11,7 @@ from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics, evaluate
 from recsys.model.settings import TrainConfig
 from recsys.model.train import EpochStats, Schedule, _Budget, fit
+from tests.fake_clock import SlowingClock
 
 
 def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -140,22 +141,6 @@ def test_a_budget_plans_the_steps_that_fit_at_the_measured_speed() -> None:
     assert 4 + 4741 <= uncapped.total_steps <= 4 + 4742 and uncapped.budget_limited
 
 
-class _SlowingClock:
-    """Fake time: 0.1 s a step for the first 60 steps, then 0.6 s (the machine got busy).
-    ``fit`` calls ``on_step`` before it reads the clock for the budget, so each step's time is
-    counted in the step."""
-
-    def __init__(self) -> None:
-        self.now, self.steps = 0.0, 0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def step(self, _done: int, _total: int) -> None:
-        self.steps += 1
-        self.now += 0.1 if self.steps <= 60 else 0.6
-
-
 def test_a_machine_slowing_mid_run_still_ends_its_cosine_within_the_budget() -> None:
     """The rate actually applied at the last step (the model's rate variable as training left
     it) is a sliver of the initial rate, and the fake time spent is within the budget."""
@@ -163,7 +148,7 @@ def test_a_machine_slowing_mid_run_still_ends_its_cosine_within_the_budget() -> 
     config = TrainConfig(
         dim=8, n_layers=1, steps_per_epoch=4, max_epochs=100_000, max_train_seconds=10.0
     )
-    clock = _SlowingClock()
+    clock = SlowingClock(fast=0.1, slow=0.6)
     result = fit(users, items, n_users, n_items, config, on_step=clock.step, clock=clock)
     assert clock.steps == result.steps == result.schedule.total_steps > 60  # it slowed mid-run
     assert result.schedule.budget_limited and clock.now <= config.max_train_seconds
