@@ -50,28 +50,10 @@ _FILTER_BLOCK = (1 << 28) + 2 * (1 << 24) * 12
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
-def estimate_bytes(
-    n_users: int,
-    n_items: int,
-    train_interactions: int,
-    ratings: int,
-    dim: int,
-    *,
-    warm_start: bool = False,
-    spectral_rank: int = 0,
-) -> int:
-    """Memory a run needs beyond its snapshot, for a graph of this size; ``spectral_rank`` is
-    the GF-CF baseline's (0 without it)."""
-    terms = estimate_terms(
-        n_users,
-        n_items,
-        train_interactions,
-        ratings,
-        dim,
-        warm_start=warm_start,
-        spectral_rank=spectral_rank,
-    )
-    return sum(terms.values())
+def estimate_bytes(*sizes: int, **options: bool | int) -> int:
+    """Memory a run needs beyond its snapshot, for a graph of this size: the sum of
+    :func:`estimate_terms`, which takes the same arguments."""
+    return sum(estimate_terms(*sizes, **options).values())
 
 
 def estimate_terms(
@@ -85,7 +67,8 @@ def estimate_terms(
     spectral_rank: int = 0,
 ) -> dict[str, int]:
     """:func:`estimate_bytes` by what needs it. A warm start is counted at its most, a row for
-    every user and item: the check runs before the earlier version is read."""
+    every user and item: the check runs before the earlier version is read; ``spectral_rank`` is
+    the GF-CF baseline's (0 without it)."""
     nodes = n_users + n_items
     return {
         "fixed": _FIXED,

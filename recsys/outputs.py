@@ -36,6 +36,7 @@ from recsys.evaluation.evaluate import EvaluationRow
 from recsys.evaluation.topk import chunk_rows, shared_top_k_chunks, top_k_chunks
 from recsys.faults import checkpoint
 from recsys.model.train import EpochStats
+from recsys.run_config import GF_CF, POPULARITY
 from recsys.storage import schema
 from recsys.storage.binary_copy import Field, binary_copy
 from recsys.storage.publish import RunTables
@@ -47,8 +48,8 @@ SIMILAR_COLUMNS = ("movie_id", "rank", "similar_movie_id", "score")
 #: Names under which the evaluated rankers' figures are stored in ``evaluation_results.model``.
 STORED_NAMES = {
     "model": "lightgcn",
-    "baseline": "popularity",
-    "spectral": "gf-cf",
+    "baseline": POPULARITY,
+    "spectral": GF_CF,
     "champion": "champion",
 }
 

@@ -132,10 +132,9 @@ def evaluate_spectral(
     n_users, n_items = snapshot.n_users, len(parts.candidates)
     rank = filter_rank(rank, int(parts.trained.sum()), n_items)
     spectral = spectral_filter(train_users, train_items, n_users, n_items, rank, alpha)
-    exclude = interaction_matrix(train_users, train_items, n_users, n_items)
     relevant = interaction_matrix(test_users, test_items, n_users, n_items)
     users = np.flatnonzero(np.diff(relevant.indptr))
-    items = spectral_top_k(spectral, max(ks), exclude, users)
+    items = spectral_top_k(spectral, max(ks), spectral.interactions, users)
     rows = _rows({"spectral": ranking_metrics(items, relevant, ks, users=users)}, ks)
     return rows, {"rank": rank, "alpha": alpha}
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 import recsys
 from recsys.report import plots
+from recsys.run_config import GF_CF
 from recsys.storage import versions
 from recsys.storage.versions import Epoch, Metric, VersionDetails
 
@@ -150,7 +151,7 @@ def _baseline_levels(data: ReportData, label: str) -> dict[str, float]:
             continue
         if m.model == versions.MODEL and m.baseline_value is not None:
             levels["popularity (test)"] = m.baseline_value
-        elif m.model == versions.GF_CF:
+        elif m.model == GF_CF:
             levels["gf-cf (test)"] = m.value
     return levels
 
@@ -215,7 +216,7 @@ def _metrics_note(metrics: list[Metric]) -> str:
 
 def _gf_cf(metrics: list[Metric]) -> dict[tuple[str, int], float]:
     """The GF-CF baseline's figures by (metric, k); empty where the run did not score it."""
-    return {(m.metric, m.k): m.value for m in metrics if m.model == versions.GF_CF}
+    return {(m.metric, m.k): m.value for m in metrics if m.model == GF_CF}
 
 
 def _settings_table(data: ReportData) -> str:

@@ -20,8 +20,6 @@ from recsys.storage.status import VersionStatus
 HEADLINE_METRICS = ("ndcg", "precision", "recall", "map")
 #: The version's own model in ``evaluation_results``; "champion" rows score an earlier version.
 MODEL = "lightgcn"
-#: The training-free spectral baseline's rows (recsys/evaluation/spectral.py).
-GF_CF = "gf-cf"
 
 
 @dataclass(frozen=True)
