@@ -138,7 +138,7 @@ def fit(
     if sampler.n_samples == 0:
         raise ValueError("nothing to train on: every user has every item, so no negative exists")
     graph = normalized_interactions(fit_users, fit_items, n_users, n_items)
-    start = _start(graph, config, initial)
+    start = _start(graph, config, initial, clock)
     model = LightGCN.from_config(graph, config, start.initial)
     batch_size, steps_per_epoch = config.batching(sampler.n_samples)
     # Without a number of epochs the budget sizes the schedule once the first steps are timed;
@@ -205,17 +205,22 @@ class _Start:
     seconds: float
 
 
-def _start(graph: sp.csr_matrix, config: TrainConfig, initial: InitialState | None) -> _Start:
+def _start(
+    graph: sp.csr_matrix,
+    config: TrainConfig,
+    initial: InitialState | None,
+    clock: Callable[[], float],
+) -> _Start:
     """Where the layer-0 rows start: a warm start's carried rows (new users and items drawn at
     random); else, with ``spectral_start``, the graph's spectrum where it has ``dim`` directions
     (mixing both would put spectral rows in a basis the carried ones do not share); else noise."""
     if initial is not None:
         return _Start("warm", initial, 0.0)
     if config.spectral_start:
-        started = time.perf_counter()
+        started = clock()
         spectral = spectral_start(graph, config.dim, config.seed)
         if spectral is not None:
-            return _Start("spectral", spectral, time.perf_counter() - started)
+            return _Start("spectral", spectral, clock() - started)
     return _Start("cold", None, 0.0)
 
 
