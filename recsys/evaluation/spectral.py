@@ -16,7 +16,7 @@ of a [chunk, k] and a [k, items] factor, and the linear term is the sparse produ
 for popular items), and neither is a users × items matrix.
 
 Public API:
-    SpectralFilter(interactions, normalized, item_scale, basis, alpha)
+    SpectralFilter(interactions, normalized, normalized_t, item_scale, basis, alpha)
         .linear(users) -> float32 [len(users), n_items]  the linear filter's scores
         .low_pass(users) -> ([len(users), k], [n_items, k]) factors of the low-pass term
     filter_rank(requested, n_users, n_items) -> int   the low-pass rank a run uses
@@ -45,10 +45,13 @@ FAN_OUT = 1 << 24
 
 @dataclass(frozen=True)
 class SpectralFilter:
-    """A fitted GF-CF filter: the training matrix, R̂, D_i^-1/2 and the low-pass basis V_k."""
+    """A fitted GF-CF filter: the training matrix, R̂ and R̂ᵀ (both CSR: a product with a
+    transposed view would convert it again for every group of users), D_i^-1/2 and the
+    low-pass basis V_k."""
 
     interactions: sp.csr_matrix
     normalized: sp.csr_matrix
+    normalized_t: sp.csr_matrix
     item_scale: np.ndarray
     basis: np.ndarray
     alpha: float
@@ -67,7 +70,7 @@ class SpectralFilter:
         fan_out = np.asarray(rows @ np.square(_inverse(self.item_scale)), np.float64)
         block = np.zeros(rows.shape, np.float32)
         for start, end in pairwise(_groups(np.maximum(fan_out, n_items), FAN_OUT)):
-            product = (rows[start:end] @ self.normalized.T) @ self.normalized
+            product = (rows[start:end] @ self.normalized_t) @ self.normalized
             block[start:end] = product.toarray()
         return block
 
@@ -113,6 +116,7 @@ def spectral_filter(
     return SpectralFilter(
         interactions.astype(np.float32),
         normalized,
+        normalized.T.tocsr(),
         item_scale.astype(np.float32),
         basis,
         float(alpha),
