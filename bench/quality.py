@@ -21,7 +21,7 @@ epoch run inside training and so take their share of the budget: compare budgets
     python bench/quality.py [--data ml100k|amazon|synthetic] [--seeds 1 2 3] [--k 10]
         [--variant cold --variant defaults ...] [--budget SECONDS] [--curve] [--size N]
 
-The claims of the README, each with its command:
+The claims of docs/quality.md, each with its command:
     python bench/quality.py --variant cold --variant defaults --curve        spectral start
     python bench/quality.py --data amazon --variant cold --variant defaults --budget 600
     python bench/quality.py --data synthetic --variant cold --variant defaults --curve

@@ -1,11 +1,14 @@
 """``recsys-job``: the command group, global options and error reporting."""
 
+from typing import Any
+
 import click
 import psycopg
 import sqlalchemy as sa
 
 from recsys import __version__
 from recsys.errors import RecsysError
+from recsys.model import tensorflow_logs
 from recsys.storage import database
 from recsys_jobs.context import JobContext
 from recsys_jobs.db import db
@@ -23,7 +26,12 @@ from recsys_jobs.versions import compare, list_versions, show
 
 
 class _Group(click.Group):
-    """Turns expected failures into one clear line on stderr and a non-zero exit code."""
+    """Turns expected failures into one clear line on stderr and a non-zero exit code; keeps
+    TensorFlow's start-up lines out of the output (:mod:`recsys.model.tensorflow_logs`)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        tensorflow_logs.quiet_start()  # before any command can import TensorFlow
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> object:
         try:

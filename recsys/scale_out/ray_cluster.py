@@ -12,10 +12,14 @@ from contextlib import contextmanager
 from types import ModuleType
 
 from recsys.errors import InvalidInput, RecsysError
+from recsys.model import tensorflow_logs
 
 INSTALL = "pip install 'recsys[ray]'"
 #: The address that starts a Ray of this machine's cores for the run (Ray's own meaning too).
 LOCAL = "local"
+#: Every worker of the run keeps TensorFlow's start-up lines out of its output, which Ray
+#: forwards to the run's (a job-level hook: Ray runs it as each worker process starts).
+_RUNTIME_ENV = {"worker_process_setup_hook": tensorflow_logs.SETUP_HOOK}
 
 
 def import_ray() -> ModuleType:
@@ -43,9 +47,9 @@ def joined(address: str) -> Iterator[str]:
         return
     try:
         if address == LOCAL:
-            ray.init(address=LOCAL, num_cpus=_usable_cpus())
+            ray.init(address=LOCAL, num_cpus=_usable_cpus(), runtime_env=_RUNTIME_ENV)
         else:
-            ray.init(address=address)
+            ray.init(address=address, runtime_env=_RUNTIME_ENV)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RecsysError(f"cannot join the Ray cluster at {address!r}: {exc}") from None
     try:

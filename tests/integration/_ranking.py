@@ -1,5 +1,5 @@
 """The tests' own ranking and metric code, to recompute a published evaluation from what the
-database holds (never the product's code): a user's ranking by scores, the README's metric
+database holds (never the product's code): a user's ranking by scores, docs/running.md's metric
 formulas for one user, and a version's stored embeddings as vectors by id."""
 
 import math
@@ -23,7 +23,7 @@ def ranking(scores: dict[int, float], excluded: set[int]) -> Ranking:
 
 
 def figures(ranked: Ranking, relevant: set[int], k: int) -> dict[str, float]:
-    """One user's metrics@k (README, "What a run does", step 4)."""
+    """One user's metrics@k (docs/running.md, "What a run does", step 4)."""
     hits = [movie in relevant for movie in ranked[:k]]
     found = sum(hits)
     dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(hits, 1) if hit)

@@ -209,8 +209,8 @@ def _untrained(config: RunConfig) -> RunConfig:
 
 
 def test_a_refit_with_a_warm_start_starts_from_the_earlier_rows(nightly: Nightly) -> None:
-    """README: with ``--refit``, both trainings start from ``V``: the published model is the
-    refit's, so its layer-0 rows are ``V``'s where ``V`` knew the id."""
+    """docs/nightly.md: with ``--refit``, both trainings start from ``V``: the published model is
+    the refit's, so its layer-0 rows are ``V``'s where ``V`` knew the id."""
     config = fast_config(seed=3, split="temporal", cutoff=nightly.cut_b, warm_start="v1")
     run(nightly.engine, "refit-warm", _untrained(replace(config, refit=True)), report=quiet)
     stats = _stats(nightly, "refit-warm")

@@ -1,4 +1,4 @@
-"""The README's scheduling guide, run as far as it can be here.
+"""The scheduling guide (``docs/nightly.md``), run as far as it can be here.
 
 The crontab line runs as cron would run it (``/bin/sh -c`` in the home directory, its ``\\%``
 unescaped, its environment lines set) against the test database; the Airflow task's command runs
@@ -28,13 +28,13 @@ from recsys.storage.database import DEFAULT_SCHEMA
 from recsys_jobs.run import run as run_command
 from tests.integration._run_data import FAST_OPTIONS, expect_published, populate, version_row
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "nightly.md"
 SECTION = "## Scheduling a nightly run"
 
 
 def _block(language: str) -> str:
     """The one fenced ``language`` block of the scheduling section."""
-    text = README.read_text(encoding="utf-8")
+    text = GUIDE.read_text(encoding="utf-8")
     section = text[text.index(SECTION) :]
     section = section[: section.index("\n## ", len(SECTION))]
     (block,) = re.findall(rf"^```{language}\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
