@@ -16,6 +16,8 @@ class TrainConfig:
 
     dim, n_layers: embedding size and propagation depth (paper: 64, 3).
     l2: weight of the layer-0 L2 penalty on each batch's embeddings.
+    choose_l2: choose the weight from the data instead, by short validation trials at the start
+        of training inside its budget (recsys/model/l2_choice.py); ``l2`` is then unused.
     learning_rate: Adam's initial rate, decayed by a half cosine to 0 over the training steps.
     steps_per_epoch: steps in an epoch; the batch is the training interactions divided among
         them, so an epoch costs the same number of full-graph propagations at any data size.
@@ -38,6 +40,7 @@ class TrainConfig:
     dim: int = 64
     n_layers: int = 3
     l2: float = 1e-3
+    choose_l2: bool = False
     learning_rate: float = 0.1
     steps_per_epoch: int = 16
     batch_size: int | None = None

@@ -5,7 +5,8 @@ Public API:
     TrainConfig           (from recsys.model.settings) the settings; defaults are tuned (below)
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
     Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .rate(config, step)
-    TrainResult(model, history, best_epoch, schedule, steps, last_rate, start, start_seconds)
+    TrainResult(model, history, best_epoch, schedule, steps, last_rate, start, start_seconds,
+                l2_trials)
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None,
         *, after_epoch=None, initial=None, clock=time.perf_counter) -> TrainResult
 
@@ -36,6 +37,7 @@ from recsys.data.graph import interaction_matrix, normalized_interactions
 from recsys.data.sampler import BprSampler
 from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics
+from recsys.model.l2_choice import VALIDATION_RATIO, L2Trial, choose_l2
 from recsys.model.lightgcn import LightGCN
 from recsys.model.settings import TrainConfig
 from recsys.model.spectral_start import spectral_start
@@ -77,8 +79,9 @@ class Schedule:
 class TrainResult:
     """The trained model (at its best epoch's weights), per-epoch history, best epoch, the
     schedule that training followed (as re-planned under a budget), the steps it took, where
-    its layer-0 rows started (``warm``, ``spectral`` or ``cold``) and the seconds that start's
-    SVD took (inside the time budget)."""
+    its layer-0 rows started (``warm``, ``spectral`` or ``cold``), the seconds that start's
+    SVD took (inside the time budget) and, where the run chose its L2 weight, the trials (the
+    model's is the best of them)."""
 
     model: LightGCN
     history: list[EpochStats]
@@ -89,6 +92,7 @@ class TrainResult:
     last_rate: float
     start: str = "cold"
     start_seconds: float = 0.0
+    l2_trials: tuple[L2Trial, ...] = ()
 
 
 StepProgress = Callable[[int, int], None]
@@ -119,9 +123,16 @@ def fit(
     (``bench/quality.py --curve``) without a training loop of its own. ``initial`` warm-starts
     the layer-0 rows of the users and items an earlier version learnt (recsys/model/warm_start.py).
 
+    With ``choose_l2`` the L2 weight is chosen first by short trials (recsys/model/l2_choice.py)
+    inside the same budget.
+
     Raises ValueError when no user has an item outside their training items (BPR has no
     negative to sample), and RecsysError when the loss stops being finite.
     """
+    if config.choose_l2:
+        return _fit_choosing_l2(
+            users, items, n_users, n_items, config, on_epoch, on_step, after_epoch, initial, clock
+        )
     started = clock()
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
@@ -196,6 +207,72 @@ def fit(
     return TrainResult(
         model, history, best_epoch, schedule, step, last_rate, start.kind, start.seconds
     )
+
+
+def _fit_choosing_l2(
+    users: np.ndarray,
+    items: np.ndarray,
+    n_users: int,
+    n_items: int,
+    config: TrainConfig,
+    on_epoch: Callable[[EpochStats], None] | None,
+    on_step: StepProgress | None,
+    after_epoch: Callable[[LightGCN], None] | None,
+    initial: InitialState | None,
+    clock: Callable[[], float],
+) -> TrainResult:
+    """Trials on the training interactions less a validation share, all from one start (a warm
+    start's rows, else the fit graph's spectrum, else the seed's noise), then the model at the
+    best weight on all of them in what remains of the budget. A carve that holds nothing out
+    (every user has one interaction) leaves the weight as given."""
+    started = clock()
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    ratio = config.val_ratio or VALIDATION_RATIO
+    fit_idx, val_idx = split.validation(users, np.arange(len(users)), ratio, config.seed)
+    trials: list[L2Trial] = []
+    l2 = config.l2
+    if len(val_idx):
+        shared = initial
+        if shared is None and config.spectral_start:
+            graph = normalized_interactions(users[fit_idx], items[fit_idx], n_users, n_items)
+            shared = spectral_start(graph, config.dim, config.seed)
+
+        def trial(
+            fit_users: np.ndarray, fit_items: np.ndarray, settings: TrainConfig
+        ) -> tuple[np.ndarray, np.ndarray, int]:
+            cold = replace(settings, spectral_start=False)
+            trained = fit(fit_users, fit_items, n_users, n_items, cold, initial=shared, clock=clock)
+            return (*trained.model.embeddings(), len(trained.history))
+
+        trials = choose_l2(
+            users[fit_idx],
+            items[fit_idx],
+            users[val_idx],
+            items[val_idx],
+            n_users,
+            n_items,
+            config,
+            trial,
+            clock,
+        )
+        l2 = max(trials, key=lambda t: t.ndcg).l2
+    budget = config.max_train_seconds
+    remaining = None if budget is None else max(budget - (clock() - started), 0.0)
+    final = replace(config, choose_l2=False, l2=l2, max_train_seconds=remaining)
+    trained = fit(
+        users,
+        items,
+        n_users,
+        n_items,
+        final,
+        on_epoch,
+        on_step,
+        after_epoch=after_epoch,
+        initial=initial,
+        clock=clock,
+    )
+    return replace(trained, l2_trials=tuple(trials))
 
 
 @dataclass(frozen=True)
