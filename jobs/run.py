@@ -15,10 +15,10 @@ from recsys.run_config import GF_CF, POPULARITY, SPLITS, RunConfig
 from recsys.run_settings import (
     RaySettings,
     parse_baselines,
+    parse_bytes,
     parse_cutoff,
     parse_cutoffs,
     parse_duration,
-    parse_size,
     read_settings_file,
     resolve,
 )
@@ -68,7 +68,7 @@ _BASELINES = _Parsed("NAME[,NAME...]", parse_baselines)
 #: A duration such as ``90s``, ``25m``, ``2h`` or ``1h30m`` (a bare number is seconds).
 _DURATION = _Parsed("DURATION", parse_duration)
 #: A memory size such as ``8G`` or ``512M``, in bytes.
-_SIZE = _Parsed("SIZE", lambda value: value if isinstance(value, int) else parse_size(str(value)))
+_SIZE = _Parsed("SIZE", parse_bytes)
 #: An ISO 8601 date or time, in UTC (one without a zone is taken as UTC).
 _TIME = _Parsed("ISO-8601", parse_cutoff)
 

@@ -1,7 +1,7 @@
 """recsys: train LightGCN on ratings held in PostgreSQL and publish versioned recommendations.
 
-From Python, :func:`run` is ``recsys-job run`` (docs/python.md); importing ``recsys`` loads
-neither TensorFlow nor a database driver's connection, a run does.
+From Python, :func:`run` is ``recsys-job run`` (docs/python.md). Importing ``recsys`` is cheap:
+TensorFlow is loaded by a run, not by the import.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -65,7 +65,7 @@ def run(
     registry.validate_name(version)
     claim = registry.acquire(engine, version, replace=replace)
     try:
-        started = scale_out.started(engine, report) if scale_out else nullcontext()
+        started = scale_out.started(engine, report) if scale_out is not None else nullcontext()
         with started as workers:
             timer = PhaseTimer()
             with timer("read"):

@@ -14,7 +14,7 @@ Public API:
     read_settings_file(path, known=OPTIONS) -> dict   a TOML file's settings, checked
     RunSettings(version, config, replace, memory_limit, judging, keep, ray)
     RaySettings(address, workers, worker_cpus, worker_gpus)  .scoring(on_shard)  .joined()
-    parse_duration, parse_cutoff, parse_cutoffs, parse_baselines, parse_size: raise ValueError
+    parse_duration, parse_cutoff, parse_cutoffs, parse_baselines, parse_bytes: raise ValueError
     OPTIONS: every setting's parser
 """
 
@@ -38,8 +38,6 @@ from recsys.storage.aliases import DEFAULT_ALIAS
 if TYPE_CHECKING:
     from recsys.scale_out.sharded_scoring import RayScoring
 
-__all__ = ["parse_size"]
-
 _SECONDS_PER = {"h": 3600.0, "m": 60.0, "s": 1.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
 
@@ -61,6 +59,11 @@ def parse_duration(value: object) -> float:
     if not seconds > 0:
         raise ValueError(f"the duration must be positive, got {value!r}")
     return seconds
+
+
+def parse_bytes(value: object) -> int:
+    """A memory size such as ``8G`` or ``512M`` (or a number of bytes), in bytes."""
+    return value if isinstance(value, int) else parse_size(str(value))
 
 
 def parse_cutoff(value: object) -> datetime:
@@ -163,7 +166,7 @@ OPTIONS: dict[str, _Parser] = {
     **dict.fromkeys(("learning_rate", "l2", "test_ratio", "val_ratio", "min_rating"), _NUMBER),
     **dict.fromkeys(("spectral_alpha", "ray_worker_gpus"), _NUMBER),
     "max_train_time": _Parser(parse_duration),
-    "memory_limit": _Parser(lambda value: value if isinstance(value, int) else parse_size(value)),
+    "memory_limit": _Parser(parse_bytes),
     "cutoff": _Parser(parse_cutoff),
     "eval_k": _Parser(parse_cutoffs),
     "baselines": _Parser(parse_baselines),
