@@ -65,6 +65,8 @@ from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.model.train import fit
 from recsys.model.warm_start import InitialState, carry
 from recsys.run_config import RunConfig
+from recsys.run_outputs import PublishedModel
+from recsys.run_settings import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = 86_400.0
@@ -179,7 +181,7 @@ def _chain(
     for index, end in enumerate(ends):
         snapshot = _snapshot(ratings[ratings["ts"] < end])
         cutoff = datetime.fromtimestamp(end - args.test_days * DAY, UTC)
-        config = RunConfig(train=train, split="temporal", cutoff=cutoff, eval_ks=(args.k,))
+        config = _night_config(train, cutoff, args.k)
         parts = _sampled(snapshot, holdout(snapshot, config), args.eval_users)
         cold, cold_model = _fit(snapshot, parts, config, None, args.k)
         if previous is None:
@@ -213,6 +215,13 @@ def _chain(
         _print_night(nights[-1], args.k)
         previous = _published(snapshot, parts, model)
     return nights
+
+
+def _night_config(train: TrainConfig, cutoff: datetime, k: int) -> RunConfig:
+    """A night's settings as ``run --split temporal --cutoff CUTOFF --eval-k K`` resolves them
+    (recsys/run_settings.py), trained with ``train``."""
+    given = {"model_version": "night", "split": "temporal", "cutoff": cutoff, "eval_k": [k]}
+    return dataclasses.replace(resolve(given).config, train=train)
 
 
 def _snapshot(ratings: pd.DataFrame) -> Snapshot:
@@ -260,15 +269,12 @@ def _fit(
 
 
 def _published(snapshot: Snapshot, parts: Holdout, model: LightGCN) -> Published:
-    """What the product publishes: the learnt users' and items' layer-0 rows and ids."""
-    learnt = parts.trained.nonzero()[0]
-    return Published(
-        snapshot.user_ids[learnt],
-        model.users.numpy()[learnt],
-        snapshot.item_ids[parts.candidates],
-        model.items.numpy()[parts.candidates],
-        lineage.learnt_from(snapshot.timestamp[parts.train]),
-    )
+    """What the product publishes (recsys/run_outputs.py): the learnt users' and the candidate
+    items' layer-0 rows and ids, and what the model learnt from."""
+    published = PublishedModel.of(snapshot, parts, model)
+    user_ids, _, users = published.users()
+    item_ids, _, items = published.items()
+    return Published(user_ids, users, item_ids, items, published.lineage())
 
 
 def _reached(curve: list[float], target: float) -> int | None:

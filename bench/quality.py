@@ -51,6 +51,7 @@ from recsys.model.lightgcn import LightGCN, configure_threads
 from recsys.model.settings import TrainConfig
 from recsys.model.train import fit
 from recsys.run_config import RunConfig
+from recsys.run_settings import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN = ("ndcg", "recall", "precision", "map")
@@ -84,10 +85,15 @@ class Variant:
     curves: list[list[tuple[float, float, float]]] = field(default_factory=list)
 
     def config(self, seed: int, budget: float | None) -> TrainConfig:
-        base = TrainConfig(seed=seed)
-        if budget is not None:
-            base = dataclasses.replace(base, max_train_seconds=budget, max_epochs=None)
-        return dataclasses.replace(base, **self.changes)
+        """The training settings of ``run --seed SEED [--max-train-time BUDGET]`` (a budget
+        sizes the epochs), with this variant's changes."""
+        given = {"model_version": "bench", "seed": seed, "max_train_time": budget}
+        return dataclasses.replace(resolve(given).config.train, **self.changes)
+
+
+def _split(test_ratio: float, seed: int) -> RunConfig:
+    """The settings of ``run --test-ratio RATIO --seed SEED``, which decide its split."""
+    return resolve({"model_version": "bench", "test_ratio": test_ratio, "seed": seed}).config
 
 
 def variant(text: str) -> Variant:
@@ -132,7 +138,7 @@ def main() -> None:
     baselines: dict[tuple[str, str], list[float]] = {}
     gf_cf_seconds: list[float] = []
     for seed in seeds:
-        parts = holdout(snapshot, RunConfig(test_ratio=test_ratio, train=TrainConfig(seed=seed)))
+        parts = holdout(snapshot, _split(test_ratio, seed))
         started = time.perf_counter()
         spectral, settings = evaluate_spectral(snapshot, parts, (k,))
         gf_cf_seconds.append(time.perf_counter() - started)

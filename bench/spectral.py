@@ -15,7 +15,7 @@ import dataclasses
 import time
 
 import numpy as np
-from quality import DATA, REPO, _load, _snapshot
+from quality import DATA, REPO, _load, _snapshot, _split
 
 from recsys.data.graph import interaction_matrix, normalized_interactions
 from recsys.data.holdout import holdout
@@ -24,8 +24,6 @@ from recsys.evaluation.evaluate import holdout_sets
 from recsys.evaluation.metrics import ranking_metrics
 from recsys.evaluation.spectral import spectral_filter, spectral_top_k
 from recsys.memory import peak_rss_bytes
-from recsys.model.settings import TrainConfig
-from recsys.run_config import RunConfig
 
 
 def main() -> None:
@@ -37,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     where, test_ratio, seeds, k = DATA[args.data]
     snapshot = _snapshot(args.data, REPO.parent / "shared" / "data" / str(where), args.size)
-    parts = holdout(snapshot, RunConfig(test_ratio=test_ratio, train=TrainConfig(seed=seeds[0])))
+    parts = holdout(snapshot, _split(test_ratio, seeds[0]))
     train_users, train_items, test_users, test_items = holdout_sets(snapshot, parts)
     n_users, n_items = snapshot.n_users, len(parts.candidates)
     graph = normalized_interactions(train_users, train_items, n_users, n_items)

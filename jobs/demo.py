@@ -1,20 +1,20 @@
 """``recsys-job demo``: the first thing a new user runs; works with no database server."""
 
-import dataclasses
 import time
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
 
+from recsys.entry import execute
 from recsys.ingest.movielens import parse_movielens
 from recsys.ingest.synthetic import generate
-from recsys.run_config import RunConfig
+from recsys.run_settings import resolve
 from recsys.storage import migrate, schema
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.ingest import store
+from recsys_jobs.progress import epoch_bars
 from recsys_jobs.recommend import show_list
-from recsys_jobs.run import run_version
 
 DEMO_VERSION = "demo"
 
@@ -38,12 +38,8 @@ def demo(job: JobContext, movielens_path: Path | None, seed: int, epochs: int | 
     started = time.perf_counter()
     data = parse_movielens(movielens_path) if movielens_path else generate(seed=seed)
     store(engine, data, started)
-    config = RunConfig()
-    if epochs is not None:
-        config = dataclasses.replace(
-            config, train=dataclasses.replace(config.train, max_epochs=epochs)
-        )
-    run_version(engine, DEMO_VERSION, config, replace=True)
+    settings = resolve({"model_version": DEMO_VERSION, "replace": True, "epochs": epochs})
+    click.echo(execute(engine, settings, report=click.echo, on_step=epoch_bars()).summary())
     for user_id in _sample_users(engine):
         click.echo()
         show_list(engine, user_id, version=DEMO_VERSION)

@@ -14,6 +14,7 @@ Public API:
     estimate_bytes(n_users, n_items, train_interactions, ratings, dim, *, warm_start=False,
                    spectral_rank=0) -> int
     estimate_terms(...) -> dict[str, int]   the same, term by term
+    estimate_run_bytes(snapshot, parts, config) -> int   estimate_bytes of a run's data and settings
     available_bytes() -> int           what this process may still take (cgroup limit, or RAM)
     check_fits(estimate, limit=None)   raises InvalidInput when the estimate exceeds the limit
     peak_rss_bytes() -> int            this process's peak resident memory so far
@@ -24,8 +25,14 @@ import os
 import re
 import resource
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recsys.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from recsys.data.holdout import Holdout
+    from recsys.data.snapshot import Snapshot
+    from recsys.run_config import RunConfig
 
 #: Bytes per training interaction: R̂ and R̂ᵀ in scipy and as TensorFlow CSR (with the COO
 #: tensors they are built from), the sampler's sorted keys, and the exclusion and relevance sets.
@@ -54,6 +61,25 @@ def estimate_bytes(*sizes: int, **options: bool | int) -> int:
     """Memory a run needs beyond its snapshot, for a graph of this size: the sum of
     :func:`estimate_terms`, which takes the same arguments."""
     return sum(estimate_terms(*sizes, **options).values())
+
+
+def estimate_run_bytes(snapshot: "Snapshot", parts: "Holdout", config: "RunConfig") -> int:
+    """:func:`estimate_bytes` of a run: its data, its split and its settings (a refit trains on
+    every interaction; GF-CF's rank is the one its filter will take on this split)."""
+    from recsys.evaluation.spectral import filter_rank
+
+    rank = 0
+    if config.gf_cf:
+        rank = filter_rank(config.spectral_rank, int(parts.trained.sum()), len(parts.candidates))
+    return estimate_bytes(
+        snapshot.n_users,
+        snapshot.n_items,
+        len(snapshot.user) if config.refit else len(parts.train),
+        len(snapshot.rated_user),
+        config.train.dim,
+        warm_start=config.warm_start is not None,
+        spectral_rank=rank,
+    )
 
 
 def estimate_terms(

@@ -110,6 +110,19 @@ class RunConfig:
         if problems:
             raise InvalidInput("invalid run options: " + "; ".join(problems))
 
+    def describe(self) -> str:
+        """The settings that decide the run, in a line (``recsys-job run`` starts with it)."""
+        t = self.train
+        batching = f"batch {t.batch_size}" if t.batch_size else f"{t.steps_per_epoch} steps/epoch"
+        budget = f", budget {t.max_train_seconds:g} s" if t.max_train_seconds else ""
+        epochs = f"≤{t.max_epochs} epochs" if t.max_epochs else "as many epochs as fit"
+        start = "spectral start" if t.spectral_start else "cold start"
+        return (
+            f"{self.split} split, dim {t.dim}, {t.n_layers} layers, {batching}, "
+            f"lr {t.learning_rate:g}, l2 {t.l2:g}, {epochs}{budget}, seed {t.seed}, {start}, "
+            f"baselines {','.join(self.baselines)}"
+        )
+
     def params(self) -> dict[str, Any]:
         flat = {k: v for k, v in asdict(self).items() if k != "train"} | asdict(self.train)
         flat["cutoff"] = self.cutoff.isoformat() if self.cutoff else None

@@ -3,6 +3,7 @@
 Public API:
     configure_threads(intra_op=None, inter_op=1) -> None; call before any other TensorFlow use
     compute_device() -> str, where the model's arithmetic runs ("GPU:0 (name)" or "CPU")
+    device_description() -> str, that device as a run reports it (the CPU's with its CSR kernel)
     BlockedProduct(matrix, dim, block_bytes=None, native=None)  (table) -> matrix @ table, blocked
     LightGCN(interactions, *, dim, n_layers, l2, learning_rate, seed=0, initial=None, native=None)
         .train_step(users, positives, negatives) -> (loss, bpr_loss) tensors; one Adam step
@@ -86,6 +87,12 @@ def compute_device() -> str:
         return "CPU"
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
     return f"GPU:0 ({name})" if name else "GPU:0"
+
+
+def device_description() -> str:
+    """:func:`compute_device`, the CPU's with the kernel its sparse products run on."""
+    device = compute_device()
+    return f"CPU, sparse products on {csr_kernel().description}" if device == "CPU" else device
 
 
 def csr_matrix(matrix: sp.csr_matrix) -> csr_ops.CSRSparseMatrix:

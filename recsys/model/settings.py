@@ -2,7 +2,7 @@
 without importing TensorFlow (which takes seconds). Why these defaults: recsys/model/train.py."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: Adam's initial rate for a warm-started run where none is given: it starts near a trained
 #: model, which a restart at the cold rate scrambles for most of the schedule (measured by
@@ -51,6 +51,14 @@ class TrainConfig:
     eval_k: int = 10
     seed: int = 0
     spectral_start: bool = True
+
+    def for_refit(self, best_epoch: int) -> "TrainConfig":
+        """The settings of a refit on every interaction after a held-out run whose best epoch was
+        ``best_epoch``: the same epochs (or time budget); with validation, the epochs it chose,
+        without holding any out."""
+        if self.val_ratio > 0:
+            return replace(self, max_epochs=best_epoch, val_ratio=0.0)
+        return self
 
     def batching(self, n_samples: int) -> tuple[int, int]:
         """(triples per step, steps per epoch) for ``n_samples`` training triples an epoch."""

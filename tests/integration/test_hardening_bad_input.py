@@ -184,7 +184,11 @@ RUN_PROCESSES = {
     ),
     "eval-k-not-a-number": (["--model-version", "p3", "--eval-k", "a"], "got 'a'"),
     "eval-k-zero": (["--model-version", "p4", "--eval-k", "0"], "at least 1, got '0'"),
-    "cutoff-not-a-time": (["--model-version", "p5", "--cutoff", "yesterday"], "formats"),
+    "cutoff-not-a-time": (
+        ["--model-version", "p5", "--cutoff", "yesterday"],
+        "expected an ISO 8601 date or time such as 2020-01-02, 2020-01-02T00:00:00Z or "
+        "2020-01-02T02:00:00+02:00, got 'yesterday'",
+    ),
     "malformed-config": (
         ["--model-version", "p6", "--config", "{broken}"],
         "Invalid value (at line 1, column 10)",
