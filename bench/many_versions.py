@@ -47,12 +47,13 @@ from recsys.evaluation.metrics import METRICS
 from recsys.ingest import synthetic
 from recsys.ingest.load import load
 from recsys.model.train import EpochStats
-from recsys.storage import aliases, migrate, registry, schema
-from recsys.storage import prune as pruning
-from recsys.storage import publish as publishing
+from recsys.storage import migrate, schema
 from recsys.storage.bulk import schema_of
-from recsys.storage.publish import RunTables
-from recsys.storage.versions import list_versions
+from recsys.versions import aliases, registry
+from recsys.versions import prune as pruning
+from recsys.versions import publish as publishing
+from recsys.versions.listing import list_versions
+from recsys.versions.publish import RunTables
 
 DIM, K, STRETCH = 16, 10, 20
 USER_QUERY = sa.text(
@@ -181,8 +182,8 @@ class FakeOutputs:
 @dataclass
 class LockClock:
     """When the running publish got the exclusive lock on every output table: set as
-    :func:`recsys.storage.publish._lock_outputs` returns. The lock is held until the commit,
-    which :func:`~recsys.storage.publish.publish` has made when it returns."""
+    :func:`recsys.versions.publish._lock_outputs` returns. The lock is held until the commit,
+    which :func:`~recsys.versions.publish.publish` has made when it returns."""
 
     locked_at: float = 0.0
 

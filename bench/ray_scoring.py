@@ -45,7 +45,8 @@ from _scratch import Scratch, scratch_schema
 from recsys.ingest.synthetic_interactions import interaction_chunks
 from recsys.memory import peak_rss_bytes
 from recsys.outputs import Recommender
-from recsys.storage import database, registry, schema
+from recsys.storage import database, schema
+from recsys.versions import registry
 
 REPO = Path(__file__).resolve().parents[1]
 K, DIM = 10, 64
@@ -141,7 +142,7 @@ def _child(args: argparse.Namespace) -> dict:
     try:
         if args.variant == "local":
             from recsys.outputs import write_recommendations
-            from recsys.storage.publish import RunTables
+            from recsys.versions.publish import RunTables
 
             started = time.perf_counter()
             with engine.begin() as conn:

@@ -17,10 +17,10 @@ from click.core import ParameterSource
 from recsys.errors import PUBLISHED_NOT_PROMOTED, InvalidInput
 from recsys.memory import parse_size
 from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
-from recsys.promotion import Gate, Judging
 from recsys.run_config import BASELINES, GF_CF, POPULARITY, SPLITS, RunConfig
-from recsys.storage.aliases import DEFAULT_ALIAS
 from recsys.storage.database import has_password, parse_url
+from recsys.versions.aliases import DEFAULT_ALIAS
+from recsys.versions.promotion import Gate, Judging
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import emit_json, json_option
 from recsys_jobs.progress import count_bar, epoch_bars

@@ -39,7 +39,7 @@ from recsys.model.train import EpochStats
 from recsys.run_config import GF_CF, POPULARITY
 from recsys.storage import schema
 from recsys.storage.binary_copy import Field, binary_copy
-from recsys.storage.publish import RunTables
+from recsys.versions.publish import RunTables
 
 #: Embedding rows encoded and sent per COPY write (1M users at dim 64: 25 MB a write).
 CHUNK_ROWS = 100_000

@@ -23,12 +23,11 @@ import pandas as pd
 import scipy.sparse as sp
 import sqlalchemy as sa
 
-from recsys import earlier_versions, memory, outputs, promotion
+from recsys import memory, outputs
 from recsys.data import lineage
 from recsys.data.graph import interaction_matrix
 from recsys.data.holdout import Holdout, check_data, check_holdout, data_stats, holdout, whole
 from recsys.data.snapshot import Snapshot, read_snapshot
-from recsys.earlier_versions import Earlier
 from recsys.evaluation.baseline import popularity_scores
 from recsys.evaluation.evaluate import (
     BASELINE_ROWS,
@@ -42,12 +41,14 @@ from recsys.model.lightgcn import LightGCN, compute_device, configure_threads
 from recsys.model.native_kernel import csr_kernel
 from recsys.model.train import EpochStats, StepProgress, TrainResult, fit
 from recsys.model.warm_start import InitialState
-from recsys.promotion import Decision, Judging
 from recsys.provenance import code_version
 from recsys.run_config import RunConfig
-from recsys.storage import aliases, registry, schema
-from recsys.storage.publish import RunTables, publish
-from recsys.storage.versions import HEADLINE_METRICS
+from recsys.storage import schema
+from recsys.versions import aliases, earlier_versions, promotion, registry
+from recsys.versions.earlier_versions import Earlier
+from recsys.versions.listing import HEADLINE_METRICS
+from recsys.versions.promotion import Decision, Judging
+from recsys.versions.publish import RunTables, publish
 
 if TYPE_CHECKING:
     from recsys.scale_out.sharded_scoring import RayScoring, WorkerPool

@@ -35,7 +35,7 @@ class RunConfig:
     min_rating: float | None = None
     #: Publish from a second fit on every interaction (same settings) after evaluating the first.
     refit: bool = False
-    #: Start from this version's (or alias's) layer-0 rows (recsys/earlier_versions.py).
+    #: Start from this version's (or alias's) layer-0 rows (recsys/versions/earlier_versions.py).
     warm_start: str | None = None
     #: Baselines scored beside the model on the same test set.
     baselines: tuple[str, ...] = BASELINES

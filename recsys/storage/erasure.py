@@ -20,7 +20,7 @@ from psycopg import sql
 from recsys.storage import schema
 from recsys.storage.bulk import driver_connection, schema_of
 from recsys.storage.locks import lock_exclusively
-from recsys.storage.publish import LOCK_ORDER
+from recsys.versions.publish import LOCK_ORDER
 
 #: Run tables (``<output>_r<run id>``) that hold rows per user.
 _USER_RUN_TABLE = re.compile(r"^(user_embeddings|recommendations)_r[0-9]+$")

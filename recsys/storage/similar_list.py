@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from recsys.errors import RecsysError
 from recsys.storage import views
-from recsys.storage.aliases import resolve
+from recsys.versions.aliases import resolve
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from recsys.ingest import synthetic
 from recsys.ingest.load import load
 from recsys.model.settings import TrainConfig
 from recsys.run_config import RunConfig
-from recsys.storage import database, migrate, registry, schema
+from recsys.storage import database, migrate, schema
 from recsys.storage.bulk import schema_of
+from recsys.versions import registry
 from recsys_jobs.cli import main
 
 N_RATED_USERS, N_ITEMS, RATINGS_PER_USER, DATA_SEED = 120, 150, 30, 7

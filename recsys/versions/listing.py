@@ -2,7 +2,7 @@
 
 Figures come from the analysts' views (:mod:`recsys.storage.views`, ``sql/``), so the CLI shows
 exactly what SQL readers see; a ``running`` version whose run holds no lock any more is reported as
-``stale`` (its process died, see :func:`recsys.storage.registry.is_live`).
+``stale`` (its process died, see :func:`recsys.versions.registry.is_live`).
 """
 
 from dataclasses import dataclass, field
@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from recsys.errors import RecsysError
 from recsys.evaluation.metrics import METRICS
-from recsys.storage import registry, schema, sqlfiles, views
-from recsys.storage.status import VersionStatus
+from recsys.storage import schema, sqlfiles, views
+from recsys.versions import registry
+from recsys.versions.status import VersionStatus
 
 #: The figures ``versions`` shows per version, at the version's smallest evaluation cut-off.
 HEADLINE_METRICS = ("ndcg", "precision", "recall", "map")

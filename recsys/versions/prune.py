@@ -2,9 +2,9 @@
 
 Kept: the ``keep`` most recently published versions, every version an alias points to, and any
 version a live run is writing. Removed: older published versions, failed ones, and ``running`` ones
-whose run died (stale). Removing a version drops its partitions (:func:`recsys.storage.publish.
+whose run died (stale). Removing a version drops its partitions (:func:`recsys.versions.publish.
 drop_version_outputs`: a DROP TABLE per output, no DELETE of its rows) and deletes its registry row,
-in one transaction, while holding the version's run lock (:func:`recsys.storage.registry.acquire`)
+in one transaction, while holding the version's run lock (:func:`recsys.versions.registry.acquire`)
 so no run can start it meanwhile. Alias history is kept; it names pruned versions as such.
 """
 
@@ -18,11 +18,12 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from recsys.errors import VersionConflict
-from recsys.storage import registry, schema
+from recsys.storage import schema
 from recsys.storage.bulk import driver_connection, schema_of
-from recsys.storage.publish import drop_version_outputs, unattached_tables
-from recsys.storage.status import RunStatus, VersionStatus
-from recsys.storage.versions import list_versions
+from recsys.versions import registry
+from recsys.versions.listing import list_versions
+from recsys.versions.publish import drop_version_outputs, unattached_tables
+from recsys.versions.status import RunStatus, VersionStatus
 
 _RUN_TABLE = re.compile(r"^({})_r([0-9]+)$".format("|".join(t.name for t in schema.OUTPUT_TABLES)))
 

@@ -33,7 +33,8 @@ from sqlalchemy.dialects import postgresql as pg
 
 from recsys.errors import InvalidInput
 from recsys.evaluation.metrics import METRICS
-from recsys.storage import aliases, names, schema
+from recsys.storage import names, schema
+from recsys.versions import aliases
 
 if TYPE_CHECKING:  # evaluate imports TensorFlow, which the CLI's option checks must not load
     from recsys.evaluation.evaluate import EvaluationRow

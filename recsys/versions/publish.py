@@ -30,9 +30,10 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from recsys.faults import checkpoint
-from recsys.storage import registry, schema
+from recsys.storage import schema
 from recsys.storage.bulk import copy_frame, driver_connection, schema_of
 from recsys.storage.locks import lock_exclusively
+from recsys.versions import registry
 
 #: The order the output tables are locked in. A reader blocked on the first one holds none of the
 #: others when its query reads that one first; recommendations, the table most read, goes first.

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from recsys.errors import RecsysError
 from recsys.storage import names, schema, sqlfiles, views
-from recsys.storage.versions import require_published
+from recsys.versions.listing import require_published
 
 DEFAULT_ALIAS = "production"
 #: The views of what is served now: they name the version ``production`` points to as a constant.

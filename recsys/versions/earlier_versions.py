@@ -36,11 +36,12 @@ from recsys.data.snapshot import Snapshot
 from recsys.errors import InvalidInput
 from recsys.evaluation.champion import ChampionEmbeddings
 from recsys.model.warm_start import CarriedRows, InitialState, carry
-from recsys.promotion import Judging
 from recsys.run_config import RunConfig
-from recsys.storage import aliases, schema
+from recsys.storage import schema
 from recsys.storage.binary_copy import read_vectors
 from recsys.storage.bulk import schema_of
+from recsys.versions import aliases
+from recsys.versions.promotion import Judging
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def _reading(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 def alias_holder(engine: sa.Engine, alias: str) -> str | None:
-    """The version ``alias`` is explicitly set to now (:func:`recsys.storage.aliases.holder`).
+    """The version ``alias`` is explicitly set to now (:func:`recsys.versions.aliases.holder`).
 
     A promotion gate reads it before the champion, and moves the alias only if it still holds
     at commit: read in the other order, a move in between would go unnoticed.

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from recsys.errors import ConnectionLost, VersionConflict
 from recsys.storage import names, schema
-from recsys.storage.status import RunStatus, VersionStatus
+from recsys.versions.status import RunStatus, VersionStatus
 
 
 def validate_name(name: str) -> str:
