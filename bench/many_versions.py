@@ -41,12 +41,12 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 from _scratch import Scratch, scratch_schema
 
-from recsys import outputs
 from recsys.evaluation.evaluate import EvaluationRow
 from recsys.evaluation.metrics import METRICS
 from recsys.ingest import synthetic
 from recsys.ingest.load import load
 from recsys.model.train import EpochStats
+from recsys.scoring import outputs
 from recsys.storage import migrate, schema
 from recsys.storage.bulk import schema_of
 from recsys.versions import aliases, registry

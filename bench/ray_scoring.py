@@ -44,7 +44,7 @@ from _scratch import Scratch, scratch_schema
 
 from recsys.ingest.synthetic_interactions import interaction_chunks
 from recsys.memory import peak_rss_bytes
-from recsys.outputs import Recommender
+from recsys.scoring.outputs import Recommender
 from recsys.storage import database, schema
 from recsys.versions import registry
 
@@ -141,7 +141,7 @@ def _child(args: argparse.Namespace) -> dict:
     watcher, first_shard, start_seconds = None, [], None
     try:
         if args.variant == "local":
-            from recsys.outputs import write_recommendations
+            from recsys.scoring.outputs import write_recommendations
             from recsys.versions.publish import RunTables
 
             started = time.perf_counter()

@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 import sqlalchemy as sa
 
-from recsys import memory, outputs
+from recsys import memory
 from recsys.data import lineage
 from recsys.data.graph import interaction_matrix
 from recsys.data.holdout import Holdout, check_data, check_holdout, data_stats, holdout, whole
@@ -43,6 +43,7 @@ from recsys.model.train import EpochStats, StepProgress, TrainResult, fit
 from recsys.model.warm_start import InitialState
 from recsys.provenance import code_version
 from recsys.run_config import RunConfig
+from recsys.scoring import outputs
 from recsys.storage import schema
 from recsys.versions import aliases, earlier_versions, promotion, registry
 from recsys.versions.earlier_versions import Earlier

@@ -32,8 +32,8 @@ from sqlalchemy.engine import URL
 
 from recsys import faults
 from recsys.errors import RecsysError
-from recsys.outputs import Recommender, ShortLists
 from recsys.pipeline import run
+from recsys.scoring.outputs import Recommender, ShortLists
 from recsys.storage import schema
 from recsys.storage.bulk import driver_connection, schema_of
 from recsys.versions import registry

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys.outputs import write_similar_items
+from recsys.scoring.outputs import write_similar_items
 from recsys.storage import schema, sqlfiles
 from recsys.versions import aliases
 from recsys.versions.publish import RunTables

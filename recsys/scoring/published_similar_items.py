@@ -1,8 +1,8 @@
 """One movie's similar items, from a named version or the version an alias resolves to.
 
 Read through the ``published_similar_items`` view (titles from ``movies``, published versions
-only) after resolving the alias as :mod:`recsys.storage.user_list` does, so the command shows what
-``production_similar_items`` gives in SQL.
+only) after resolving the alias as :mod:`recsys.scoring.published_recommendations` does, so the
+command shows what ``production_similar_items`` gives in SQL.
 """
 
 from dataclasses import dataclass

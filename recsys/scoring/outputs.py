@@ -33,10 +33,10 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from recsys.evaluation.evaluate import EvaluationRow
-from recsys.evaluation.topk import chunk_rows, shared_top_k_chunks, top_k_chunks
 from recsys.faults import checkpoint
 from recsys.model.train import EpochStats
 from recsys.run_config import GF_CF, POPULARITY
+from recsys.scoring.topk import chunk_rows, shared_top_k_chunks, top_k_chunks
 from recsys.storage import schema
 from recsys.storage.binary_copy import Field, binary_copy
 from recsys.versions.publish import RunTables
