@@ -47,6 +47,7 @@ from recsys.ingest import synthetic
 from recsys.ingest.load import load
 from recsys.model.train import EpochStats
 from recsys.scoring import outputs
+from recsys.scoring.recommender import Recommender
 from recsys.storage import migrate, schema
 from recsys.storage.bulk import schema_of
 from recsys.versions import aliases, registry
@@ -143,7 +144,7 @@ class FakeOutputs:
         users, items = len(self.user_ids), len(self.item_ids)
         user_emb = rng.standard_normal((users, DIM), dtype=np.float32)
         item_emb = rng.standard_normal((items, DIM), dtype=np.float32)
-        recommender = outputs.Recommender(
+        recommender = Recommender(
             user_ids=self.user_ids,
             item_ids=self.item_ids,
             user_emb=user_emb,

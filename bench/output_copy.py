@@ -28,7 +28,8 @@ from _scratch import scratch_schema
 from psycopg import sql
 
 from recsys.memory import peak_rss_bytes
-from recsys.scoring.outputs import CHUNK_ROWS, RECOMMENDATION_COLUMNS
+from recsys.scoring.outputs import CHUNK_ROWS
+from recsys.scoring.recommender import RECOMMENDATION_COLUMNS
 from recsys.storage import schema
 from recsys.storage.binary_copy import Field, binary_copy, encode
 from recsys.storage.bulk import driver_connection

@@ -44,7 +44,7 @@ from _scratch import Scratch, scratch_schema
 
 from recsys.ingest.synthetic_interactions import interaction_chunks
 from recsys.memory import peak_rss_bytes
-from recsys.scoring.outputs import Recommender
+from recsys.scoring.recommender import Recommender
 from recsys.storage import database, schema
 from recsys.versions import registry
 

@@ -7,8 +7,8 @@ driver trains. Each shard comes with its :class:`ShardTarget` (the run's table a
 of its recommender) and is written in one transaction: the shard's ledger row first
 (:func:`recsys.versions.shard_ledger.take`: a shard committed by an earlier attempt is reported,
 not written again), then its rows by binary COPY into the run's recommendations table, then
-the counts. The lists are :meth:`recsys.scoring.outputs.Recommender.chunks`' own, so they are the
-ones the local path writes.
+the counts. The lists are :meth:`recsys.scoring.recommender.Recommender.chunks`' own, so they
+are the ones the local path writes.
 
 Fault points: ``rows:recommendations`` after each chunk of rows goes out, ``shard:complete``
 once the ledger row and every row are written (both before the commit), ``shard:committed``
@@ -21,7 +21,7 @@ from psycopg import sql
 
 from recsys.faults import checkpoint
 from recsys.model.lightgcn import configure_threads
-from recsys.scoring.outputs import Recommender, UserRows, copy_recommendations
+from recsys.scoring.recommender import Recommender, UserRows, copy_recommendations
 from recsys.storage.database import EngineSpec
 from recsys.versions import shard_ledger
 

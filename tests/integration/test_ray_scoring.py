@@ -33,7 +33,7 @@ from sqlalchemy.engine import URL
 from recsys import faults
 from recsys.errors import RecsysError
 from recsys.pipeline import run
-from recsys.scoring.outputs import Recommender, ShortLists
+from recsys.scoring.recommender import Recommender, ShortLists
 from recsys.storage import schema
 from recsys.storage.bulk import driver_connection, schema_of
 from recsys.versions import registry
