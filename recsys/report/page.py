@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import recsys
 from recsys.report import plots
 from recsys.run_config import GF_CF
-from recsys.versions import listing
+from recsys.versions import listing, registry
 from recsys.versions.listing import Epoch, Metric, VersionDetails
 
 
@@ -31,8 +31,8 @@ class ReportData:
 
 def collect(conn: sa.Connection, name: str) -> ReportData:
     """Everything the page shows, read from the registry and the views."""
-    listing.require_published(conn, name)
-    previous = listing.previous_published(conn, name)
+    registry.require_published(conn, name)
+    previous = registry.previous_published(conn, name)
     return ReportData(
         listing.details(conn, name),
         listing.training_history(conn, name),

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from recsys.errors import RecsysError
 from recsys.storage import names, schema, sqlfiles, views
-from recsys.versions.listing import require_published
+from recsys.versions import registry
 
 DEFAULT_ALIAS = "production"
 #: The views of what is served now: they name the version ``production`` points to as a constant.
@@ -47,7 +47,7 @@ def move(conn: sa.Connection, version: str, alias: str, note: str | None = None)
     aliases = schema.version_aliases
     current = (aliases.c.alias == alias) & aliases.c.valid_to.is_(None)
     lock(conn, alias)
-    require_published(conn, version, lock=True)
+    registry.require_published(conn, version, lock=True)
     held = conn.execute(sa.select(aliases.c.version, aliases.c.valid_from).where(current))
     previous, since = held.first() or (None, None)
     if previous == version:
@@ -112,9 +112,7 @@ def lookup(conn: sa.Connection, name: str) -> Resolved | None:
     ).first()
     if row is not None:
         return Resolved(row.version, name, row.resolved_by)
-    versions = schema.model_versions
-    found = conn.execute(sa.select(versions.c.name).where(versions.c.name == name)).scalar()
-    return Resolved(found, None, None) if found is not None else None
+    return Resolved(name, None, None) if registry.exists(conn, name) else None
 
 
 def resolve(
@@ -126,7 +124,7 @@ def resolve(
     if version is not None and alias is not None:
         raise ValueError("pass a version or an alias, not both")
     if version is not None:
-        require_published(conn, version)
+        registry.require_published(conn, version)
         return Resolved(version, None, None)
     alias = alias or DEFAULT_ALIAS
     view = views.current_aliases

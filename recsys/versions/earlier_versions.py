@@ -33,14 +33,14 @@ from psycopg import sql
 from recsys.data import lineage
 from recsys.data.holdout import Holdout
 from recsys.data.snapshot import Snapshot
-from recsys.errors import InvalidInput
+from recsys.errors import InvalidInput, RecsysError
 from recsys.evaluation.champion import ChampionEmbeddings
 from recsys.model.warm_start import CarriedRows, InitialState, carry
 from recsys.run_config import RunConfig
 from recsys.storage import schema
 from recsys.storage.binary_copy import read_vectors
 from recsys.storage.bulk import schema_of
-from recsys.versions import aliases
+from recsys.versions import aliases, registry
 from recsys.versions.promotion import Judging
 
 
@@ -221,15 +221,11 @@ def _published(conn: sa.Connection, name: str, option: str) -> tuple[str, dict[s
     found = aliases.lookup(conn, name)
     if found is None:
         raise InvalidInput(f"{option}: no alias or version of that name")
-    versions = schema.model_versions
-    row = conn.execute(
-        sa.select(versions.c.status, versions.c.data_stats)
-        .where(versions.c.name == found.version)
-        .with_for_update(read=True)
-    ).one()
-    if row.status != "published":
-        raise InvalidInput(f"{option}: version {found.version!r} is {row.status}, not published")
-    return found.version, row.data_stats
+    try:
+        stats = registry.published_stats(conn, found.version)
+    except RecsysError as refused:
+        raise InvalidInput(f"{option}: {refused}") from refused
+    return found.version, stats
 
 
 def _rows(

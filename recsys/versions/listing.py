@@ -11,7 +11,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from recsys.errors import RecsysError
 from recsys.evaluation.metrics import METRICS
 from recsys.storage import schema, sqlfiles, views
 from recsys.versions import registry
@@ -118,18 +117,9 @@ class Comparison:
     params: dict[str, list[Any]]
 
 
-_REGISTRY_COLUMNS = [
-    schema.model_versions.c[name]
-    for name in ("name", "status", "created_at", "started_at", "finished_at", "published_at")
-]
-
-
 def list_versions(conn: sa.Connection) -> list[VersionSummary]:
     """Every version in the registry, oldest first, with headline metrics and aliases."""
-    versions = schema.model_versions
-    rows = conn.execute(
-        sa.select(*_REGISTRY_COLUMNS).order_by(versions.c.created_at, versions.c.name)
-    ).all()
+    rows = registry.summaries(conn)
     metrics = _metrics(conn, [row.name for row in rows])
     aliases = _aliases(conn)
     return [
@@ -144,19 +134,9 @@ def list_versions(conn: sa.Connection) -> list[VersionSummary]:
 
 def details(conn: sa.Connection, name: str) -> VersionDetails:
     """One version in full; a RecsysError names the known versions when it does not exist."""
-    versions = schema.model_versions
-    row = conn.execute(
-        sa.select(
-            *_REGISTRY_COLUMNS,
-            versions.c.params,
-            versions.c.data_stats,
-            versions.c.phase_seconds,
-            versions.c.code_version,
-            versions.c.error,
-        ).where(versions.c.name == name)
-    ).first()
+    row = registry.details(conn, name)
     if row is None:
-        raise RecsysError(f"no version {name!r}{_known(conn)}")
+        raise registry.unknown(conn, name)
     history = schema.training_history
     epochs = conn.execute(
         sa.select(sa.func.count()).select_from(history).where(history.c.version == name)
@@ -174,21 +154,10 @@ def details(conn: sa.Connection, name: str) -> VersionDetails:
     )
 
 
-def require_published(conn: sa.Connection, name: str, *, lock: bool = False) -> None:
-    """Refuse a version readers cannot see; ``lock`` holds its row (FOR SHARE) till commit."""
-    versions = schema.model_versions
-    query = sa.select(versions.c.status).where(versions.c.name == name)
-    status = conn.execute(query.with_for_update(read=True) if lock else query).scalar()
-    if status is None:
-        raise RecsysError(f"no version {name!r}{_known(conn)}")
-    if status != VersionStatus.PUBLISHED:
-        raise RecsysError(f"version {name!r} is {_status(conn, name, status)}, not published")
-
-
 def compare(conn: sa.Connection, version_a: str, version_b: str, k: int = 10) -> Comparison:
     """Metric deltas (b - a), recommendation overlap at ``k``, and the settings that differ."""
     for name in (version_a, version_b):
-        require_published(conn, name)
+        registry.require_published(conn, name)
     metrics = {
         name: own_metrics(found) for name, found in _metrics(conn, [version_a, version_b]).items()
     }
@@ -212,14 +181,7 @@ def compare(conn: sa.Connection, version_a: str, version_b: str, k: int = 10) ->
         sqlfiles.query("version_overlap"),
         {"version_a": version_a, "version_b": version_b, "k": k},
     ).one()
-    versions = schema.model_versions
-    params = dict(
-        conn.execute(
-            sa.select(versions.c.name, versions.c.params).where(
-                versions.c.name.in_([version_a, version_b])
-            )
-        ).all()
-    )
+    params = registry.params(conn, [version_a, version_b])
     params_a, params_b = params[version_a], params[version_b]
     differing = {
         key: [params_a.get(key), params_b.get(key)]
@@ -237,7 +199,9 @@ def compare(conn: sa.Connection, version_a: str, version_b: str, k: int = 10) ->
 
 def training_history(conn: sa.Connection, name: str) -> list[Epoch]:
     """Per-epoch loss and validation figure of a published version, in epoch order."""
-    history, versions = schema.training_history, schema.model_versions
+    if registry.stored_status(conn, name) != VersionStatus.PUBLISHED:
+        return []
+    history = schema.training_history
     rows = conn.execute(
         sa.select(
             history.c.epoch,
@@ -246,25 +210,10 @@ def training_history(conn: sa.Connection, name: str) -> list[Epoch]:
             history.c.validation_value,
             history.c.seconds,
         )
-        .join(versions, versions.c.name == history.c.version)
-        .where(history.c.version == name, versions.c.status == VersionStatus.PUBLISHED)
+        .where(history.c.version == name)
         .order_by(history.c.epoch)
     ).all()
     return [Epoch(*row) for row in rows]
-
-
-def previous_published(conn: sa.Connection, name: str) -> str | None:
-    """The version published last before ``name`` was, if any."""
-    versions = schema.model_versions
-    published_at = (
-        sa.select(versions.c.published_at).where(versions.c.name == name).scalar_subquery()
-    )
-    return conn.execute(
-        sa.select(versions.c.name)
-        .where(versions.c.status == VersionStatus.PUBLISHED, versions.c.published_at < published_at)
-        .order_by(versions.c.published_at.desc())
-        .limit(1)
-    ).scalar()
 
 
 def _summary_fields(conn: sa.Connection, row: sa.Row) -> dict[str, Any]:
@@ -275,19 +224,13 @@ def _summary_fields(conn: sa.Connection, row: sa.Row) -> dict[str, Any]:
     )
     return {
         "name": row.name,
-        "status": _status(conn, row.name, row.status),
+        "status": registry.shown_status(conn, row.name, row.status),
         "created_at": row.created_at,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
         "published_at": row.published_at,
         "seconds": seconds,
     }
-
-
-def _status(conn: sa.Connection, name: str, status: str) -> str:
-    if status == VersionStatus.RUNNING and not registry.is_live(conn, name):
-        return VersionStatus.STALE
-    return status
 
 
 def _metrics(conn: sa.Connection, names: list[str]) -> dict[str, list[Metric]]:
@@ -336,11 +279,3 @@ def _aliases(conn: sa.Connection) -> dict[str, list[Alias]]:
     for row in conn.execute(sa.select(view).order_by(view.c.alias)):
         grouped.setdefault(row.version, []).append(Alias(row.alias, row.resolved_by))
     return grouped
-
-
-def _known(conn: sa.Connection) -> str:
-    names = conn.execute(
-        sa.select(schema.model_versions.c.name).order_by(schema.model_versions.c.name)
-    ).scalars()
-    listed = ", ".join(names)
-    return f" (known: {listed})" if listed else " (the registry is empty)"

@@ -29,12 +29,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 
 from recsys.errors import InvalidInput
 from recsys.evaluation.metrics import METRICS
-from recsys.storage import names, schema
-from recsys.versions import aliases
+from recsys.storage import names
+from recsys.versions import aliases, registry
 
 if TYPE_CHECKING:  # evaluate imports TensorFlow, which the CLI's option checks must not load
     from recsys.evaluation.evaluate import EvaluationRow
@@ -162,14 +161,5 @@ def carry_out(
             aliases.move(
                 conn, version, decision.alias, note=f"promoted by its run: {decision.reason}"
             )
-    versions = schema.model_versions
-    conn.execute(
-        sa.update(versions)
-        .where(versions.c.name == version)
-        .values(
-            data_stats=versions.c.data_stats.op("||")(
-                sa.literal({"promotion": decision.record()}, pg.JSONB)
-            )
-        )
-    )
+    registry.add_stats(conn, version, {"promotion": decision.record()})
     return decision

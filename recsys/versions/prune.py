@@ -111,14 +111,9 @@ def _remove(engine: sa.Engine, decision: Decision) -> str | None:
         claim = registry.acquire(engine, decision.version, replace=True)
     except VersionConflict:
         return "a run started writing it"
-    versions = schema.model_versions
     try:
         with engine.begin() as conn:
-            row = conn.execute(
-                sa.select(versions.c.status, versions.c.published_at)
-                .where(versions.c.name == decision.version)
-                .with_for_update()
-            ).first()
+            row = registry.removal_state(conn, decision.version)
             if row is None:
                 return "it is gone already"
             stale = decision.status == VersionStatus.STALE
@@ -129,7 +124,7 @@ def _remove(engine: sa.Engine, decision: Decision) -> str | None:
             if alias:
                 return f"alias {alias} points to it now"
             drop_version_outputs(conn, decision.version)
-            conn.execute(sa.delete(versions).where(versions.c.name == decision.version))
+            registry.delete(conn, decision.version)
     finally:
         claim.release()
     return None

@@ -115,7 +115,7 @@ def publish(
         tables.add_keys()
 
         checkpoint("publish:before")
-        replaced = _published_run(conn, claim.version) if claim.replacing else None
+        replaced = registry.published_run(conn, claim.version) if claim.replacing else None
         _lock_outputs(conn, then_replaces)
         if replaced is not None:
             _drop_run_tables(conn, replaced)
@@ -222,18 +222,10 @@ def _partition_table(table: sa.Table, claim: registry.Claim) -> sa.Table:
 
 def drop_version_outputs(conn: sa.Connection, version: str) -> None:
     """Remove a version's published outputs: a DROP per table, never a mass DELETE."""
-    run_id = _published_run(conn, version)
+    run_id = registry.published_run(conn, version)
     if run_id is not None:
         _lock_outputs(conn)
         _drop_run_tables(conn, run_id)
-
-
-def _published_run(conn: sa.Connection, version: str) -> int | None:
-    """The run whose partitions ``version`` publishes now; its registry row is held FOR UPDATE."""
-    versions = schema.model_versions
-    return conn.execute(
-        sa.select(versions.c.run_id).where(versions.c.name == version).with_for_update()
-    ).scalar()
 
 
 def _drop_run_tables(conn: sa.Connection, run_id: int) -> None:
