@@ -64,7 +64,7 @@ from recsys.model.lightgcn import LightGCN, configure_threads
 from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.model.train import fit
 from recsys.model.warm_start import InitialState, carry
-from recsys.run_config import RunConfig
+from recsys.run_config import RunConfig, Split
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = 86_400.0
@@ -179,7 +179,7 @@ def _chain(
     for index, end in enumerate(ends):
         snapshot = _snapshot(ratings[ratings["ts"] < end])
         cutoff = datetime.fromtimestamp(end - args.test_days * DAY, UTC)
-        config = RunConfig(train=train, split="temporal", cutoff=cutoff, eval_ks=(args.k,))
+        config = RunConfig(train=train, split=Split.TEMPORAL, cutoff=cutoff, eval_ks=(args.k,))
         parts = _sampled(snapshot, holdout(snapshot, config), args.eval_users)
         cold, cold_model = _fit(snapshot, parts, config, None, args.k)
         if previous is None:

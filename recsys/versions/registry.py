@@ -326,7 +326,7 @@ def details(conn: sa.Connection, name: str) -> sa.Row | None:
 def params(conn: sa.Connection, names: list[str]) -> dict[str, dict[str, Any]]:
     """The settings (``params``) of each of ``names`` that exists."""
     query = sa.select(_VERSIONS.c.name, _VERSIONS.c.params).where(_VERSIONS.c.name.in_(names))
-    return dict(conn.execute(query).tuples().all())
+    return dict(conn.execute(query).all())
 
 
 def previous_published(conn: sa.Connection, name: str) -> str | None:
