@@ -23,7 +23,8 @@ from recsys.ingest.records import (
 )
 from recsys.ingest.staging import stage_ratings
 from recsys.ingest.upsert import TableCounts, merge_frame
-from recsys.storage import erasure, schema
+from recsys.privacy import erasure
+from recsys.storage import schema
 
 #: Rows of a parsed ratings frame staged at a time.
 CHUNK_ROWS = 1 << 20

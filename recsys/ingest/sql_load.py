@@ -36,7 +36,8 @@ from recsys.ingest.sql_source import (
 )
 from recsys.ingest.staging import StagedRatings, staging_table
 from recsys.ingest.upsert import TableCounts, merge_staged
-from recsys.storage import database, erasure, schema
+from recsys.privacy import erasure
+from recsys.storage import database, schema
 from recsys.storage.bulk import driver_connection, schema_of
 
 #: The year written in a title, as ``ingest csv`` finds it (recsys.ingest.movie_fields).
