@@ -43,13 +43,13 @@ from _scratch import Scratch, scratch_schema
 
 from recsys.evaluation.evaluate import EvaluationRow
 from recsys.evaluation.metrics import METRICS
-from recsys.ingest import synthetic
-from recsys.ingest.load import load
+from recsys.ingest.load.parsed import load
 from recsys.model.train import EpochStats
 from recsys.scoring import outputs
 from recsys.scoring.recommender import Recommender
 from recsys.storage import migrate, schema
 from recsys.storage.bulk import schema_of
+from recsys.synthetic import movielens_like
 from recsys.versions import aliases, registry
 from recsys.versions import prune as pruning
 from recsys.versions import publish as publishing
@@ -81,7 +81,7 @@ def main() -> None:
         engine = scratch.engine()
         try:
             migrate.upgrade(engine, scratch.schema)
-            load(engine, synthetic.generate(args.users, args.items, 20, seed=1))
+            load(engine, movielens_like.generate(args.users, args.items, 20, seed=1))
             _bench(scratch, engine, args, checkpoints)
         finally:
             engine.dispose()

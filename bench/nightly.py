@@ -58,8 +58,8 @@ from recsys.data import lineage
 from recsys.data.holdout import Holdout, holdout
 from recsys.data.snapshot import Snapshot
 from recsys.evaluation.evaluate import evaluate_holdout
-from recsys.ingest.csvfile import parse_csv
-from recsys.ingest.movielens import parse_movielens
+from recsys.ingest.parse.csvfile import parse_csv
+from recsys.ingest.parse.movielens import parse_movielens
 from recsys.model.lightgcn import LightGCN, configure_threads
 from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.model.train import fit

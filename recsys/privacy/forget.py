@@ -1,6 +1,6 @@
 """``forget``: which users to erase (ids given, or a query's ``user_id`` column), then erase them.
 
-The query runs as ``ingest sql``'s sources do, read-only (:mod:`recsys.ingest.sql_source`), into
+The query runs as ``ingest sql``'s sources do, read-only (:mod:`recsys.ingest.sql.source`), into
 a temporary table; the erasure itself is :func:`recsys.privacy.erasure.forget`, in one
 transaction with the audit rows.
 """
@@ -13,7 +13,7 @@ from psycopg import sql
 
 from recsys.faults import checkpoint
 from recsys.ingest.errors import InputError
-from recsys.ingest.sql_source import describe, execute, from_query, read_only
+from recsys.ingest.sql.source import describe, execute, from_query, read_only
 from recsys.privacy import erasure
 from recsys.storage.bulk import driver_connection
 

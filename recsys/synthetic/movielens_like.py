@@ -8,7 +8,7 @@ affinity too, so a recommender trained on it can beat a popularity baseline.
 import numpy as np
 import pandas as pd
 
-from recsys.ingest.records import ParsedData, movies_frame, ratings_frame, users_frame
+from recsys.ingest.parse.records import ParsedData, movies_frame, ratings_frame, users_frame
 
 GENRES = (
     "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",

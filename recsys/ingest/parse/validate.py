@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.ingest.errors import InputError
-from recsys.ingest.records import UTC_NS
-from recsys.ingest.table import Table
+from recsys.ingest.parse.csv_tokenizer import Table
+from recsys.ingest.parse.records import UTC_NS
 from recsys.storage.schema import MAX_RATING, MIN_RATING
 
 MAX_ID = 2**63 - 1

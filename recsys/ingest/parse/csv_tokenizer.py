@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.ingest.errors import InputError
-from recsys.ingest.source import Progress, Source, read_chunks
+from recsys.ingest.parse.source import Progress, Source, read_chunks
 
 _UNIT_SEP = b"\x1f"  # stands in for a multi-byte separator such as "::"
 _UTF8_BOM = b"\xef\xbb\xbf"

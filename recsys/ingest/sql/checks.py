@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from recsys.ingest.errors import InputError
-from recsys.ingest.sql_columns import FIELDS, Field, Mapping
+from recsys.ingest.sql.columns import FIELDS, Field, Mapping
 from recsys.storage.bulk import driver_connection
 from recsys.storage.schema import MAX_RATING, MIN_RATING
 

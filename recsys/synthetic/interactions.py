@@ -1,7 +1,7 @@
 """Synthetic interactions at scale (millions of users and items), generated in chunks.
 
-``synthetic.generate`` makes a small MovieLens-shaped catalogue; this makes the large data sets of
-the speed and memory benchmarks (1M to 20M interactions) with the structure of real feedback:
+``movielens_like.generate`` makes a small MovieLens-shaped catalogue; this makes the large data sets
+of the speed and memory benchmarks (1M to 20M interactions) with the structure of real feedback:
 
 - user activity and item popularity follow power laws (Pareto counts per user, Zipf popularity
   over items), as in Amazon-Book, where the busiest 10% of users and of items account for about
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.ingest.csv_format import csv_lines
-from recsys.ingest.distinct_ids import sorted_distinct
+from recsys.ingest.load.distinct_ids import sorted_distinct
+from recsys.synthetic.csv_format import csv_lines
 
 FACTORS = 16
 TOPICS = 20

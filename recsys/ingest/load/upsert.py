@@ -12,7 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from recsys.ingest.staging import stage_frame
+from recsys.ingest.load.staging import stage_frame
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from recsys.ingest.errors import InputError
-from recsys.ingest.sql_columns import SourceColumn
+from recsys.ingest.sql.columns import SourceColumn
 from recsys.storage.bulk import driver_connection
 
 

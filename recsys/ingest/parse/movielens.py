@@ -10,13 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.ingest import validate
-from recsys.ingest.assemble import assemble, rating_rows
 from recsys.ingest.errors import InputError
-from recsys.ingest.movie_fields import date_years, split_genres, title_years
-from recsys.ingest.records import ParsedData, movies_frame, users_frame
-from recsys.ingest.source import Progress, Source, file_source, zip_source
-from recsys.ingest.table import (
+from recsys.ingest.parse import validate
+from recsys.ingest.parse.assemble import assemble, rating_rows
+from recsys.ingest.parse.csv_tokenizer import (
     COLONS_LATIN1,
     CSV_UTF8,
     PIPE_LATIN1,
@@ -24,6 +21,9 @@ from recsys.ingest.table import (
     Table,
     read_table,
 )
+from recsys.ingest.parse.movie_fields import date_years, split_genres, title_years
+from recsys.ingest.parse.records import ParsedData, movies_frame, users_frame
+from recsys.ingest.parse.source import Progress, Source, file_source, zip_source
 
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "ml-100k": ("u.data", "u.item", "u.user"),

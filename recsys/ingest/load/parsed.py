@@ -2,8 +2,8 @@
 
 Everything happens in one transaction: the ratings are COPYed into a staging table as they are
 read (a chunk at a time, so a file of any size takes one chunk's memory), movies and users are
-staged and upserted, and the ratings merged (:mod:`recsys.ingest.rating_merge`). An error anywhere,
-a bad line late in the file included, rolls everything back, so a failed ingest leaves the
+staged and upserted, and the ratings merged (:mod:`recsys.ingest.load.rating_merge`). An error
+anywhere, a bad line late in the file included, rolls everything back, so a failed ingest leaves the
 database as it was.
 """
 
@@ -14,15 +14,15 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from recsys.ingest.rating_merge import LARGE_LOAD, merge_ratings
-from recsys.ingest.records import (
+from recsys.ingest.load.rating_merge import LARGE_LOAD, merge_ratings
+from recsys.ingest.load.staging import stage_ratings
+from recsys.ingest.load.upsert import TableCounts, merge_frame
+from recsys.ingest.parse.records import (
     ParsedData,
     StreamedData,
     placeholder_movies,
     placeholder_users,
 )
-from recsys.ingest.staging import stage_ratings
-from recsys.ingest.upsert import TableCounts, merge_frame
 from recsys.privacy import erasure
 from recsys.storage import schema
 
@@ -61,7 +61,7 @@ def load(
 
     ``progress`` is called with the number of rows staged since the last call, for a progress
     bar. Loads of ``large_load`` ratings or more may take a way that drops and rebuilds the
-    constraints of ``ratings`` (see :mod:`recsys.ingest.rating_merge`).
+    constraints of ``ratings`` (see :mod:`recsys.ingest.load.rating_merge`).
     """
     started = time.perf_counter()
     stream = data if isinstance(data, StreamedData) else _streamed(data)

@@ -4,8 +4,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pandas as pd
 
-from recsys.ingest import validate
-from recsys.ingest.records import (
+from recsys.ingest.parse import validate
+from recsys.ingest.parse.csv_tokenizer import Table
+from recsys.ingest.parse.records import (
     DERIVED,
     ParsedData,
     StreamedData,
@@ -13,7 +14,6 @@ from recsys.ingest.records import (
     derived_users,
     ratings_frame,
 )
-from recsys.ingest.table import Table
 
 
 def rating_rows(

@@ -3,7 +3,8 @@
 Columns are matched by the names ``ingest csv`` reads (``item_id`` or ``movie_id``, ``timestamp``
 or ``rated_at``); a column recsys does not know is refused, as in a CSV header, so a misspelt
 ``rating`` cannot silently become "no ratings". Types are checked here from the source's
-description, before any row is read; values are checked once staged (:mod:`sql_checks`).
+description, before any row is read; values are checked once staged
+(:mod:`recsys.ingest.sql.checks`).
 """
 
 from dataclasses import dataclass

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.ingest import validate
-from recsys.ingest.assemble import assemble, rating_rows, streamed
 from recsys.ingest.errors import InputError
-from recsys.ingest.movie_fields import split_genres, title_years
-from recsys.ingest.records import ParsedData, StreamedData, movies_frame, users_frame
-from recsys.ingest.source import Progress, Source, file_source
-from recsys.ingest.table import CSV_UTF8, Table, read_table, read_tables
+from recsys.ingest.parse import validate
+from recsys.ingest.parse.assemble import assemble, rating_rows, streamed
+from recsys.ingest.parse.csv_tokenizer import CSV_UTF8, Table, read_table, read_tables
+from recsys.ingest.parse.movie_fields import split_genres, title_years
+from recsys.ingest.parse.records import ParsedData, StreamedData, movies_frame, users_frame
+from recsys.ingest.parse.source import Progress, Source, file_source
 
 _ITEM_IDS = ("movie_id", "item_id")
 _MIN_YEAR, _MAX_YEAR = 1, 9999

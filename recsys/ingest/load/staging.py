@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects import postgresql as pg
 
-from recsys.ingest.distinct_ids import DistinctIds
+from recsys.ingest.load.distinct_ids import DistinctIds
 from recsys.storage.binary_copy import binary_copy
 from recsys.storage.bulk import array_literal, copy_frame
 

@@ -30,9 +30,9 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 
-from recsys.ingest import validate
-from recsys.ingest.staging import StagedRatings
-from recsys.ingest.upsert import TableCounts, upsert
+from recsys.ingest.load.staging import StagedRatings
+from recsys.ingest.load.upsert import TableCounts, upsert
+from recsys.ingest.parse import validate
 from recsys.storage import schema
 from recsys.storage.bulk import driver_connection, schema_of
 from recsys.storage.locks import lock_exclusively

@@ -1,12 +1,13 @@
 """``ingest sql``: users, movies and ratings from the user's tables, views or SELECTs.
 
 Three transactions on one session. The first two are read-only where the user's SQL runs
-(:mod:`recsys.ingest.sql_source`): one describes each source, one copies its rows into
+(:mod:`recsys.ingest.sql.source`): one describes each source, one copies its rows into
 temporary tables with ``INSERT … SELECT`` (with ``--source-url``, the SQL runs in read-only
 transactions of a session on the other database, and the rows are streamed across by binary
 COPY). The third checks the staged values as ``ingest csv`` checks a file's, merges them as
-``ingest csv`` does (:mod:`recsys.ingest.upsert`, :mod:`recsys.ingest.rating_merge`), and, in the
-same commit, deletes what a ``--mirror`` source lost and advances a ``--since-last`` watermark.
+``ingest csv`` does (:mod:`recsys.ingest.load.upsert`, :mod:`recsys.ingest.load.rating_merge`), and,
+in the same commit, deletes what a ``--mirror`` source lost and advances a ``--since-last``
+watermark.
 Nothing but temporary tables is written before that last commit, so a failure anywhere leaves
 the database as it was; the session is then discarded, and its temporary tables with it.
 """
@@ -21,12 +22,14 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects import postgresql as pg
 
-from recsys.ingest import sql_checks, watermark
 from recsys.ingest.errors import InputError
-from recsys.ingest.load import IngestReport
-from recsys.ingest.rating_merge import LARGE_LOAD, merge_ratings
-from recsys.ingest.sql_columns import FIELDS, Field, Mapping, mapping
-from recsys.ingest.sql_source import (
+from recsys.ingest.load.parsed import IngestReport
+from recsys.ingest.load.rating_merge import LARGE_LOAD, merge_ratings
+from recsys.ingest.load.staging import StagedRatings, staging_table
+from recsys.ingest.load.upsert import TableCounts, merge_staged
+from recsys.ingest.sql import checks, watermark
+from recsys.ingest.sql.columns import FIELDS, Field, Mapping, mapping
+from recsys.ingest.sql.source import (
     SourceSpec,
     SqlSource,
     describe,
@@ -34,13 +37,11 @@ from recsys.ingest.sql_source import (
     read_only,
     user_sql,
 )
-from recsys.ingest.staging import StagedRatings, staging_table
-from recsys.ingest.upsert import TableCounts, merge_staged
 from recsys.privacy import erasure
 from recsys.storage import database, schema
 from recsys.storage.bulk import driver_connection, schema_of
 
-#: The year written in a title, as ``ingest csv`` finds it (recsys.ingest.movie_fields).
+#: The year written in a title, as ``ingest csv`` finds it (recsys.ingest.parse.movie_fields).
 _TITLE_YEAR = r".*\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)"
 
 
@@ -115,7 +116,7 @@ def _load(
     staged = _stage(conn, reader, present, mappings, mark)
     with conn.begin():
         for kind, mapped in mappings.items():
-            sql_checks.check_values(conn, kind, mapped, _raw_table(kind))
+            checks.check_values(conn, kind, mapped, _raw_table(kind))
         counts = (
             _merge_catalogue(conn, "movies", mappings),
             _merge_catalogue(conn, "users", mappings),
@@ -363,7 +364,7 @@ def _check_repeats(conn: sa.Connection, kind: str, mapped: Mapping, key: str) ->
     ).format(key=sql.Identifier(key), columns=columns, raw=sql.Identifier(_raw_table(kind)))
     row = driver_connection(conn).cursor().execute(statement).fetchone()
     if row is not None:
-        raise sql_checks.row_error(mapped, (key,), row, "given again with different values")
+        raise checks.row_error(mapped, (key,), row, "given again with different values")
 
 
 def _check_known(
@@ -377,8 +378,8 @@ def _check_known(
     row = driver_connection(conn).cursor().execute(statement).fetchone()
     if row is not None:
         what, value = ("user", row[0]) if kind == "users" else ("movie", row[1])
-        keys = sql_checks.KEYS["ratings"]
-        raise sql_checks.row_error(ratings, keys, row, f"{what} {value} is not in {mapped.label}")
+        keys = checks.KEYS["ratings"]
+        raise checks.row_error(ratings, keys, row, f"{what} {value} is not in {mapped.label}")
 
 
 def _mirror(conn: sa.Connection) -> int:
