@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from recsys.ingest.movielens import parse_movielens
-from recsys.ingest.synthetic import generate
+from recsys.ingest.parse.movielens import parse_movielens
+from recsys.synthetic.movielens_like import generate
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from _scratch import scratch_schema
 
 from recsys.errors import VersionConflict
-from recsys.storage import registry
+from recsys.versions import registry
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,8 +1,8 @@
 """Write a synthetic interactions file that ``recsys-job ingest csv --ratings`` takes.
 
-Power-law user activity and item popularity with latent tastes (``recsys.ingest.
-synthetic_interactions``); users and items default to the sizes of the scale benchmarks (1M
-interactions: 50K users x 20K items; 20M: 1M x 100K). Prints the rows written and the seconds.
+Power-law user activity and item popularity with latent tastes
+(``recsys.synthetic.interactions``); users and items default to the sizes of the scale benchmarks
+(1M interactions: 50K users x 20K items; 20M: 1M x 100K). Prints the rows written and the seconds.
 
     python bench/generate.py --interactions 20000000 --out /tmp/x.csv [--users N] [--items N]
         [--seed 0] [--no-ratings] [--no-timestamps]
@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from recsys.ingest.synthetic_interactions import default_shape, interaction_chunks, write_csv
+from recsys.synthetic.interactions import default_shape, interaction_chunks, write_csv
 
 
 def main() -> None:

@@ -28,12 +28,12 @@ import tensorflow as tf
 
 from recsys.data.graph import interaction_matrix, normalized_interactions
 from recsys.data.sampler import BprSampler
-from recsys.evaluation.topk import top_k_embeddings
-from recsys.ingest.synthetic_interactions import default_shape, interaction_chunks, joined
 from recsys.memory import estimate_bytes
 from recsys.model.lightgcn import LightGCN, compute_device, configure_threads
 from recsys.model.native_kernel import csr_kernel
 from recsys.model.settings import TrainConfig
+from recsys.scoring.topk import top_k_embeddings
+from recsys.synthetic.interactions import default_shape, interaction_chunks, joined
 
 
 def train(

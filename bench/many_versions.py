@@ -41,18 +41,20 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 from _scratch import Scratch, scratch_schema
 
-from recsys import outputs
 from recsys.evaluation.evaluate import EvaluationRow
 from recsys.evaluation.metrics import METRICS
-from recsys.ingest import synthetic
-from recsys.ingest.load import load
+from recsys.ingest.load.parsed import load
 from recsys.model.train import EpochStats
-from recsys.storage import aliases, migrate, registry, schema
-from recsys.storage import prune as pruning
-from recsys.storage import publish as publishing
+from recsys.scoring import outputs
+from recsys.scoring.recommender import Recommender
+from recsys.storage import migrate, schema
 from recsys.storage.bulk import schema_of
-from recsys.storage.publish import RunTables
-from recsys.storage.versions import list_versions
+from recsys.synthetic import movielens_like
+from recsys.versions import aliases, registry
+from recsys.versions import prune as pruning
+from recsys.versions import publish as publishing
+from recsys.versions.listing import list_versions
+from recsys.versions.publish import RunTables
 
 DIM, K, STRETCH = 16, 10, 20
 USER_QUERY = sa.text(
@@ -79,7 +81,7 @@ def main() -> None:
         engine = scratch.engine()
         try:
             migrate.upgrade(engine, scratch.schema)
-            load(engine, synthetic.generate(args.users, args.items, 20, seed=1))
+            load(engine, movielens_like.generate(args.users, args.items, 20, seed=1))
             _bench(scratch, engine, args, checkpoints)
         finally:
             engine.dispose()
@@ -142,7 +144,7 @@ class FakeOutputs:
         users, items = len(self.user_ids), len(self.item_ids)
         user_emb = rng.standard_normal((users, DIM), dtype=np.float32)
         item_emb = rng.standard_normal((items, DIM), dtype=np.float32)
-        recommender = outputs.Recommender(
+        recommender = Recommender(
             user_ids=self.user_ids,
             item_ids=self.item_ids,
             user_emb=user_emb,
@@ -181,8 +183,8 @@ class FakeOutputs:
 @dataclass
 class LockClock:
     """When the running publish got the exclusive lock on every output table: set as
-    :func:`recsys.storage.publish._lock_outputs` returns. The lock is held until the commit,
-    which :func:`~recsys.storage.publish.publish` has made when it returns."""
+    :func:`recsys.versions.publish._lock_outputs` returns. The lock is held until the commit,
+    which :func:`~recsys.versions.publish.publish` has made when it returns."""
 
     locked_at: float = 0.0
 

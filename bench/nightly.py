@@ -58,13 +58,13 @@ from recsys.data import lineage
 from recsys.data.holdout import Holdout, holdout
 from recsys.data.snapshot import Snapshot
 from recsys.evaluation.evaluate import evaluate_holdout
-from recsys.ingest.csvfile import parse_csv
-from recsys.ingest.movielens import parse_movielens
+from recsys.ingest.parse.csvfile import parse_csv
+from recsys.ingest.parse.movielens import parse_movielens
 from recsys.model.lightgcn import LightGCN, configure_threads
 from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.model.train import fit
 from recsys.model.warm_start import InitialState, carry
-from recsys.run_config import RunConfig
+from recsys.run_config import RunConfig, Split
 from recsys.run_outputs import PublishedModel
 from recsys.run_settings import resolve
 
@@ -220,7 +220,7 @@ def _chain(
 def _night_config(train: TrainConfig, cutoff: datetime, k: int) -> RunConfig:
     """A night's settings as ``run --split temporal --cutoff CUTOFF --eval-k K`` resolves them
     (recsys/run_settings.py), trained with ``train``."""
-    given = {"model_version": "night", "split": "temporal", "cutoff": cutoff, "eval_k": [k]}
+    given = {"model_version": "night", "split": Split.TEMPORAL, "cutoff": cutoff, "eval_k": [k]}
     return dataclasses.replace(resolve(given).config, train=train)
 
 

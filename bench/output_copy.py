@@ -28,11 +28,13 @@ from _scratch import scratch_schema
 from psycopg import sql
 
 from recsys.memory import peak_rss_bytes
-from recsys.outputs import CHUNK_ROWS, RECOMMENDATION_COLUMNS
-from recsys.storage import registry, schema
+from recsys.scoring.outputs import CHUNK_ROWS
+from recsys.scoring.recommender import RECOMMENDATION_COLUMNS
+from recsys.storage import schema
 from recsys.storage.binary_copy import Field, binary_copy, encode
 from recsys.storage.bulk import driver_connection
-from recsys.storage.publish import RunTables
+from recsys.versions import registry
+from recsys.versions.publish import RunTables
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _TRAILER = b"\xff\xff"

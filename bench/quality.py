@@ -4,7 +4,7 @@ a run scores, popularity and GF-CF, on the same split, users, exclusions and tes
 Three data sets: MovieLens-100K (``--data ml100k``: stratified per-user 75/25, every rating an
 interaction, seeds 1-3, k = 10), the Amazon-Book sample (``--data amazon``: 603K implicit
 interactions, stratified 80/20, seed 1, k = 20) and a synthetic graph with planted low-rank
-structure (``--data synthetic``: recsys/ingest/synthetic_interactions.py, power-law users and
+structure (``--data synthetic``: recsys/synthetic/interactions.py, power-law users and
 items drawn from latent topics, ``--size`` interactions, stratified 80/20, seed 1, k = 20). The
 split, the candidates and the evaluated interactions are the pipeline's own
 (recsys/data/holdout.py, recsys/evaluation/evaluate.py).
@@ -45,13 +45,13 @@ import pandas as pd
 from recsys.data.holdout import Holdout, holdout
 from recsys.data.snapshot import Snapshot
 from recsys.evaluation.evaluate import EvaluationRow, evaluate_holdout, evaluate_spectral
-from recsys.ingest.movielens import parse_movielens
-from recsys.ingest.synthetic_interactions import default_shape, interaction_chunks, joined
+from recsys.ingest.parse.movielens import parse_movielens
 from recsys.model.lightgcn import LightGCN, configure_threads
 from recsys.model.settings import TrainConfig
 from recsys.model.train import fit
 from recsys.run_config import RunConfig
 from recsys.run_settings import resolve
+from recsys.synthetic.interactions import default_shape, interaction_chunks, joined
 
 REPO = Path(__file__).resolve().parents[1]
 SHOWN = ("ndcg", "recall", "precision", "map")

@@ -1,7 +1,7 @@
 """Scoring and writing every user's recommendations: the local path against Ray workers.
 
 Throughput: a synthetic set of ``--users`` users (default 500K) and ``--items`` items (50K),
-each user's rated items drawn by the scale generator (recsys.ingest.synthetic_interactions,
+each user's rated items drawn by the scale generator (recsys.synthetic.interactions,
 ``--per-user`` a user on average, all excluded from their lists), random embeddings of dim 64,
 k 10. The same lists are scored and written into a run's table three ways, each in a child
 process of its own: the local path (what a run does inside its publishing transaction, with
@@ -42,10 +42,11 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 from _scratch import Scratch, scratch_schema
 
-from recsys.ingest.synthetic_interactions import interaction_chunks
 from recsys.memory import peak_rss_bytes
-from recsys.outputs import Recommender
-from recsys.storage import database, registry, schema
+from recsys.scoring.recommender import Recommender
+from recsys.storage import database, schema
+from recsys.synthetic.interactions import interaction_chunks
+from recsys.versions import registry
 
 REPO = Path(__file__).resolve().parents[1]
 K, DIM = 10, 64
@@ -140,8 +141,8 @@ def _child(args: argparse.Namespace) -> dict:
     watcher, first_shard, start_seconds = None, [], None
     try:
         if args.variant == "local":
-            from recsys.outputs import write_recommendations
-            from recsys.storage.publish import RunTables
+            from recsys.scoring.outputs import write_recommendations
+            from recsys.versions.publish import RunTables
 
             started = time.perf_counter()
             with engine.begin() as conn:

@@ -1,7 +1,7 @@
 """End to end at scale: generate → ingest → run, at several sizes, each in its own database.
 
 For each size (default 1M, 5M and 20M interactions; 20M is 1M users × 100K items, the sizes of
-``recsys.ingest.synthetic_interactions.default_shape``): writes the synthetic ratings file, creates
+``recsys.synthetic.interactions.default_shape``): writes the synthetic ratings file, creates
 a database, and runs ``recsys-job db upgrade``, ``ingest csv`` and ``run`` as child processes.
 Prints per phase the seconds, rows per second and peak memory: each child's own peak RSS (from
 ``wait4``), the PostgreSQL backend's serving it (VmHWM, polled while it runs), and the run's phases
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from recsys.ingest.synthetic_interactions import default_shape, interaction_chunks, write_csv
 from recsys.storage import database, schema
+from recsys.synthetic.interactions import default_shape, interaction_chunks, write_csv
 
 SCHEMA = "recsys"
 

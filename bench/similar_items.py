@@ -1,9 +1,10 @@
 """Similar items for a large catalogue: 100K items at dim 64 by default.
 
-Runs what every run does to write ``similar_items`` (recsys.outputs.similar_item_rows: the unit
-item table scored against itself a chunk of items at a time, top-k in TensorFlow), on random
-embeddings, without the COPY; prints the seconds, the rows, the chunks, this process's peak RSS
-and the load average (other work on the machine adds to the seconds).
+Runs what every run does to write ``similar_items``
+(recsys.scoring.similar_items.similar_item_rows: the unit item table scored against itself a
+chunk of items at a time, top-k in TensorFlow), on random embeddings, without the COPY; prints the
+seconds, the rows, the chunks, this process's peak RSS and the load average (other work on the
+machine adds to the seconds).
 
     python bench/similar_items.py [--items 100000] [--dim 64] [--k 10]
 """
@@ -15,7 +16,7 @@ import time
 import numpy as np
 
 from recsys.memory import peak_rss_bytes
-from recsys.outputs import similar_item_rows
+from recsys.scoring.similar_items import similar_item_rows
 
 
 def main() -> None:

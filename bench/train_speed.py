@@ -30,10 +30,10 @@ from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 
 from recsys.data.graph import normalized_interactions
 from recsys.data.sampler import BprSampler
-from recsys.ingest.synthetic_interactions import default_shape, interaction_chunks, joined
 from recsys.model.lightgcn import LightGCN, configure_threads, csr_matrix
 from recsys.model.native_kernel import csr_kernel
 from recsys.model.settings import TrainConfig
+from recsys.synthetic.interactions import default_shape, interaction_chunks, joined
 
 OLD_BATCH = 4096
 

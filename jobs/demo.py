@@ -7,10 +7,10 @@ import click
 import sqlalchemy as sa
 
 from recsys.entry import execute
-from recsys.ingest.movielens import parse_movielens
-from recsys.ingest.synthetic import generate
+from recsys.ingest.parse.movielens import parse_movielens
 from recsys.run_settings import resolve
 from recsys.storage import migrate, schema
+from recsys.synthetic.movielens_like import generate
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.ingest import store
 from recsys_jobs.progress import epoch_bars

@@ -3,7 +3,7 @@
 import click
 
 from recsys.errors import InvalidInput
-from recsys.forget import forget_users
+from recsys.privacy.forget import forget_users
 from recsys_jobs.context import JobContext, pass_job
 
 

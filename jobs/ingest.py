@@ -8,12 +8,12 @@ import click
 import sqlalchemy as sa
 
 from recsys.errors import InvalidInput
-from recsys.ingest.csvfile import stream_csv
-from recsys.ingest.load import IngestReport, load
-from recsys.ingest.movielens import input_size, parse_movielens
-from recsys.ingest.records import ParsedData
-from recsys.ingest.sql_load import Increment, load_sql
-from recsys.ingest.sql_source import SourceSpec
+from recsys.ingest.load.parsed import IngestReport, load
+from recsys.ingest.parse.csvfile import stream_csv
+from recsys.ingest.parse.movielens import input_size, parse_movielens
+from recsys.ingest.parse.records import ParsedData
+from recsys.ingest.sql.load import Increment, load_sql
+from recsys.ingest.sql.source import SourceSpec
 from recsys.storage import database
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.progress import progress_bar

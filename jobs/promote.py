@@ -2,7 +2,7 @@
 
 import click
 
-from recsys.storage import aliases
+from recsys.versions import aliases
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import cell, emit_json, json_option
 

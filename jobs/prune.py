@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from recsys.errors import RecsysError
 from recsys.storage import database
-from recsys.storage import prune as pruning
-from recsys.storage.prune import Decision, Outcome
+from recsys.versions import prune as pruning
+from recsys.versions.prune import Decision, Outcome
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import emit_json, json_option, table
 

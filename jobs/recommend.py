@@ -3,7 +3,7 @@
 import click
 import sqlalchemy as sa
 
-from recsys.storage import user_list as recommending
+from recsys.scoring import published_recommendations as recommending
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import emit_json, json_option, table
 from recsys_jobs.reading import check_version_or_alias, resolved_from, version_or_alias

@@ -2,7 +2,7 @@
 
 import click
 
-from recsys.storage import similar_list
+from recsys.scoring import published_similar_items
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import emit_json, json_option, table
 from recsys_jobs.reading import check_version_or_alias, resolved_from, version_or_alias
@@ -19,7 +19,7 @@ def similar(
     """Show the movies most similar to a movie (cosine of the version's item embeddings)."""
     check_version_or_alias(version, alias)
     with job.engine().connect() as conn:
-        found = similar_list.for_movie(conn, movie_id, version=version, alias=alias)
+        found = published_similar_items.for_movie(conn, movie_id, version=version, alias=alias)
     if as_json:
         emit_json(found)
         return

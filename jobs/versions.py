@@ -2,8 +2,8 @@
 
 import click
 
-from recsys.storage import versions
-from recsys.storage.versions import Alias, Comparison, VersionDetails, VersionSummary
+from recsys.versions import listing
+from recsys.versions.listing import Alias, Comparison, VersionDetails, VersionSummary
 from recsys_jobs.context import JobContext, pass_job
 from recsys_jobs.output import cell, duration, emit_json, json_option, percent, table
 
@@ -17,7 +17,7 @@ def list_versions(job: JobContext, as_json: bool) -> None:
     A running version whose process died is shown as 'stale' (see `recsys-job prune`).
     """
     with job.engine().connect() as conn:
-        found = versions.list_versions(conn)
+        found = listing.list_versions(conn)
     if as_json:
         emit_json(found)
     elif not found:
@@ -27,7 +27,7 @@ def list_versions(job: JobContext, as_json: bool) -> None:
 
 
 def _versions_table(found: list[VersionSummary]) -> str:
-    headers = ["version", "status", "created", "duration", "k", *versions.HEADLINE_METRICS]
+    headers = ["version", "status", "created", "duration", "k", *listing.HEADLINE_METRICS]
     rows = []
     for v in found:
         by_metric = {m.metric: m for m in v.metrics}
@@ -39,10 +39,7 @@ def _versions_table(found: list[VersionSummary]) -> str:
                 v.created_at,
                 duration(v.seconds),
                 v.metrics[0].k if v.metrics else None,
-                *(
-                    by_metric[m].value if m in by_metric else None
-                    for m in versions.HEADLINE_METRICS
-                ),
+                *(by_metric[m].value if m in by_metric else None for m in listing.HEADLINE_METRICS),
                 percent(ndcg.relative_lift) if ndcg else "-",
                 _aliases(v.aliases),
             ]
@@ -63,7 +60,7 @@ def _aliases(aliases: list[Alias]) -> str:
 def show(job: JobContext, version: str, as_json: bool) -> None:
     """Show VERSION: settings, data statistics, code version, seconds per phase, all metrics."""
     with job.engine().connect() as conn:
-        found = versions.details(conn, version)
+        found = listing.details(conn, version)
     if as_json:
         emit_json(found)
     else:
@@ -124,7 +121,7 @@ def _details_text(v: VersionDetails) -> str:
 def compare(job: JobContext, version_a: str, version_b: str, k: int, as_json: bool) -> None:
     """Compare two published versions: metric deltas (B - A), overlap, differing settings."""
     with job.engine().connect() as conn:
-        found = versions.compare(conn, version_a, version_b, k)
+        found = listing.compare(conn, version_a, version_b, k)
     if as_json:
         emit_json(found)
     else:

@@ -5,7 +5,7 @@ included; the version is locked first (so a second run of the same name stops at
 recorded as running only once the data has been read, split and checked; a failure after that
 marks the version failed (or, for a replacement, leaves the published one untouched) and
 publishes nothing. Every output is streamed into the run's own tables and attached, with the
-registry flip, in one transaction (recsys/storage/publish.py); with ``scale_out``, the
+registry flip, in one transaction (recsys/versions/publish.py); with ``scale_out``, the
 recommendations are first written in shards by Ray workers (recsys/scale_out/), into a table that
 transaction adopts: the workers start as the run begins (once the version is locked), while
 this process reads the data and trains. What the run says and records of itself is
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from recsys import earlier_versions, memory, promotion, run_summary
+from recsys import memory, run_summary
 from recsys.data.holdout import Holdout, check_data, check_holdout, data_stats, holdout, whole
 from recsys.data.snapshot import Snapshot, read_snapshot
 from recsys.evaluation.evaluate import evaluate_holdout, evaluate_spectral
@@ -25,12 +25,12 @@ from recsys.faults import checkpoint
 from recsys.model.lightgcn import configure_threads, device_description
 from recsys.model.settings import TrainConfig
 from recsys.model.train import EpochStats, StepProgress, TrainResult, fit
-from recsys.promotion import Judging
 from recsys.run_config import RunConfig
 from recsys.run_context import RunContext
 from recsys.run_outputs import PublishedModel, publish_run
 from recsys.run_summary import PhaseTimer, Report, RunResult
-from recsys.storage import registry
+from recsys.versions import earlier_versions, promotion, registry
+from recsys.versions.promotion import Judging
 
 if TYPE_CHECKING:
     from recsys.scale_out.sharded_scoring import RayScoring

@@ -7,13 +7,24 @@ without loading it.
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from recsys.errors import InvalidInput
 from recsys.model.settings import TrainConfig
 
-#: The ways a run can hold out test interactions (see recsys/data/split.py).
-SPLITS = ("stratified", "temporal", "leave-last")
+
+class Split(StrEnum):
+    """The ways a run can hold out test interactions (see recsys/data/split.py). The values are
+    what ``--split`` takes and a version's ``params`` store; a member equals its value."""
+
+    STRATIFIED = "stratified"
+    TEMPORAL = "temporal"
+    LEAVE_LAST = "leave-last"
+
+
+#: The split names, as ``--split`` and a config file take them.
+SPLITS = tuple(split.value for split in Split)
 #: The baselines a run can score beside its model: popularity (always: the reference of every
 #: lift, and free) and GF-CF, the training-free spectral filter (recsys/evaluation/spectral.py).
 POPULARITY, GF_CF = "popularity", "gf-cf"
@@ -25,7 +36,8 @@ class RunConfig:
     """Everything that decides a run's result; stored as the version's ``params``."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
-    split: str = "stratified"
+    #: One of :class:`Split`'s values (a plain string, as ``--split`` and stored params have it).
+    split: str = Split.STRATIFIED.value
     test_ratio: float = 0.25
     cutoff: datetime | None = None
     top_k: int = 10
@@ -35,7 +47,7 @@ class RunConfig:
     min_rating: float | None = None
     #: Publish from a second fit on every interaction (same settings) after evaluating the first.
     refit: bool = False
-    #: Start from this version's (or alias's) layer-0 rows (recsys/earlier_versions.py).
+    #: Start from this version's (or alias's) layer-0 rows (recsys/versions/earlier_versions.py).
     warm_start: str | None = None
     #: Baselines scored beside the model on the same test set.
     baselines: tuple[str, ...] = BASELINES
@@ -53,12 +65,12 @@ class RunConfig:
     @property
     def uses_test_ratio(self) -> bool:
         """Whether the split takes ``test_ratio`` (stratified; temporal without a cut-off)."""
-        return self.split == "stratified" or (self.split == "temporal" and not self.cutoff)
+        return self.split == Split.STRATIFIED or (self.split == Split.TEMPORAL and not self.cutoff)
 
     @property
     def uses_cutoff(self) -> bool:
         """Whether the split takes ``cutoff`` (temporal only)."""
-        return self.split == "temporal"
+        return self.split == Split.TEMPORAL
 
     def check(self) -> None:
         """Reject settings that cannot produce a meaningful run, before any work."""

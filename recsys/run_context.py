@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from recsys.earlier_versions import Earlier
 from recsys.model.train import StepProgress
-from recsys.promotion import Judging
 from recsys.run_config import RunConfig
 from recsys.run_summary import PhaseTimer, Report
-from recsys.storage import registry
+from recsys.versions import registry
+from recsys.versions.earlier_versions import Earlier
+from recsys.versions.promotion import Judging
 
 if TYPE_CHECKING:
     from recsys.scale_out.sharded_scoring import WorkerPool

@@ -1,21 +1,22 @@
 """What a version publishes, and the publishing: its model's rows and lists, its history and
 evaluation, written into the run's own tables and attached, with the registry flip and the gate's
-alias move, in one transaction (recsys/storage/publish.py).
+alias move, in one transaction (recsys/versions/publish.py).
 
 The published model learnt ``learnt_from`` (the held-out run's training split, or every
 interaction for a refit). Its embeddings and layer-0 rows (the trainable state a later run
 warm-starts from) are written for the users it learnt and for its candidate items; every user's
-list is made from them (recsys/outputs.py), the users it did not learn getting the popularity
-ranking, and nothing a user rated is recommended to them. The lists are scored and written by
-this process inside the publishing transaction; or, with Ray workers, beforehand, a shard each
-committed into a table that transaction adopts (and that a failure drops).
+list is made from them (recsys/scoring/recommender.py), the users it did not learn getting
+the popularity ranking, and nothing a user rated is recommended to them. The lists are scored
+and written by this process inside the publishing transaction; or, with Ray workers,
+beforehand, a shard each committed into a table that transaction adopts (and that a failure
+drops).
 
 Public API:
     publish_run(run, published, evaluation, history, best_epoch, decision) -> RunResult
     PublishedModel.of(snapshot, learnt_from, model, embeddings=None)
         .users() / .items() -> (external ids, final embeddings, layer-0 rows)
         .lineage() -> what it learnt from (recsys/data/lineage.py)
-        .recommender(k) -> outputs.Recommender
+        .recommender(k) -> Recommender
 """
 
 import time
@@ -29,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 import sqlalchemy as sa
 
-from recsys import memory, outputs, promotion, run_summary
+from recsys import memory, run_summary
 from recsys.data import lineage
 from recsys.data.graph import interaction_matrix
 from recsys.data.holdout import Holdout
@@ -37,12 +38,15 @@ from recsys.data.snapshot import Snapshot
 from recsys.evaluation.baseline import popularity_scores
 from recsys.evaluation.evaluate import EvaluationRow
 from recsys.model.train import EpochStats
-from recsys.promotion import Decision
 from recsys.provenance import code_version
 from recsys.run_context import RunContext
 from recsys.run_summary import RunResult
-from recsys.storage import aliases, registry, schema
-from recsys.storage.publish import RunTables, publish
+from recsys.scoring import outputs
+from recsys.scoring.recommender import Recommender, ShortLists
+from recsys.storage import schema
+from recsys.versions import aliases, promotion, registry
+from recsys.versions.promotion import Decision
+from recsys.versions.publish import RunTables, publish
 
 if TYPE_CHECKING:
     from recsys.model.lightgcn import LightGCN
@@ -102,11 +106,11 @@ class PublishedModel:
         """What the model learnt from, as a later run judges whether it may use it."""
         return lineage.learnt_from(self.snapshot.timestamp[self.learnt_from.train])
 
-    def recommender(self, k: int) -> outputs.Recommender:
+    def recommender(self, k: int) -> Recommender:
         """Every user's lists from this model."""
         snapshot, learnt_from = self.snapshot, self.learnt_from
         train_items = snapshot.item[learnt_from.train]
-        return outputs.Recommender(
+        return Recommender(
             user_ids=snapshot.user_ids,
             item_ids=self.item_ids,
             user_emb=self.user_emb,
@@ -180,11 +184,11 @@ class _Outcome:
 def _write(
     run: RunContext,
     published: PublishedModel,
-    recommender: outputs.Recommender,
+    recommender: Recommender,
     evaluation: Sequence[EvaluationRow],
     history: list[EpochStats],
     outcome: _Outcome,
-    write_lists: Callable[[RunTables], outputs.ShortLists],
+    write_lists: Callable[[RunTables], ShortLists],
     tables: RunTables,
 ) -> dict[str, Any]:
     config, timer = run.config, run.timer
@@ -222,13 +226,13 @@ def _promote(
 
 @contextmanager
 def _recommendations(
-    run: RunContext, recommender: outputs.Recommender
-) -> Iterator[Callable[[RunTables], outputs.ShortLists]]:
+    run: RunContext, recommender: Recommender
+) -> Iterator[Callable[[RunTables], ShortLists]]:
     """How the lists reach the publish: written inside its transaction by this process, or
     beforehand by the run's Ray workers into a table it adopts."""
     if run.workers is None:
 
-        def write_here(tables: RunTables) -> outputs.ShortLists:
+        def write_here(tables: RunTables) -> ShortLists:
             with run.timer("score"):
                 return outputs.write_recommendations(tables, recommender)
 

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 from recsys.errors import InvalidInput
 from recsys.memory import parse_size
 from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
-from recsys.promotion import Gate, Judging
-from recsys.run_config import BASELINES, GF_CF, POPULARITY, SPLITS, RunConfig
-from recsys.storage.aliases import DEFAULT_ALIAS
+from recsys.run_config import BASELINES, GF_CF, POPULARITY, SPLITS, RunConfig, Split
+from recsys.versions.aliases import DEFAULT_ALIAS
+from recsys.versions.promotion import Gate, Judging
 
 if TYPE_CHECKING:
     from recsys.scale_out.sharded_scoring import RayScoring
@@ -335,7 +335,7 @@ def _refuse_ignored_options(config: RunConfig, given: Collection[str]) -> None:
     """Refuse a setting the run would ignore, rather than run as if it had mattered."""
     if {"batch_size", "steps_per_epoch"} <= set(given):
         raise InvalidInput("invalid run options: give --batch-size or --steps-per-epoch, not both")
-    if {"test_ratio", "cutoff"} <= set(given) and config.split == "temporal":
+    if {"test_ratio", "cutoff"} <= set(given) and config.split == Split.TEMPORAL:
         raise InvalidInput("invalid run options: give --cutoff or --test-ratio, not both")
     ignored = [
         _option(name)

@@ -18,12 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from recsys import outputs
 from recsys.evaluation.evaluate import BASELINE_ROWS, EvaluationRow
 from recsys.model.train import EpochStats, TrainResult
-from recsys.promotion import Decision
 from recsys.run_config import RunConfig
-from recsys.storage.versions import HEADLINE_METRICS
+from recsys.scoring import outputs
+from recsys.scoring.recommender import ShortLists
+from recsys.versions.listing import HEADLINE_METRICS
+from recsys.versions.promotion import Decision
 
 Report = Callable[[str], None]
 
@@ -168,7 +169,7 @@ def beaten_by(evaluation: Sequence[EvaluationRow], report: Report) -> dict[str, 
     return beaten
 
 
-def short_lists(short: outputs.ShortLists, k: int, report: Report) -> dict[str, int]:
+def short_lists(short: ShortLists, k: int, report: Report) -> dict[str, int]:
     counts = {
         "users_without_recommendations": short.without,
         "users_with_fewer_than_k": short.fewer_than_k,

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from recsys.storage import aliases, sqlfiles
+from recsys.storage import sqlfiles
+from recsys.versions import aliases
 
 revision: str = "0003"
 down_revision: str | None = "0002"

@@ -17,7 +17,7 @@ from recsys.data import split
 from recsys.data.snapshot import Snapshot
 from recsys.data.spectrum import max_rank
 from recsys.errors import InvalidInput
-from recsys.run_config import RunConfig
+from recsys.run_config import RunConfig, Split
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,9 @@ def check_data(snapshot: Snapshot, config: RunConfig) -> None:
         raise InvalidInput(
             f"top-k {config.top_k} is larger than the {snapshot.n_items} items with interactions"
         )
-    if config.split in ("temporal", "leave-last") and np.isnan(snapshot.timestamp).any():
+    if config.split in (Split.TEMPORAL, Split.LEAVE_LAST) and np.isnan(snapshot.timestamp).any():
         raise InvalidInput(f"the {config.split} split needs a timestamp on every rating")
-    if config.split == "temporal" and config.cutoff is not None:
+    if config.split == Split.TEMPORAL and config.cutoff is not None:
         first, last = snapshot.timestamp.min(), snapshot.timestamp.max()
         if not first < config.cutoff.timestamp() <= last:
             raise InvalidInput(
@@ -87,9 +87,9 @@ def check_holdout(parts: Holdout, config: RunConfig) -> None:
 
 
 def holdout(snapshot: Snapshot, config: RunConfig) -> Holdout:
-    if config.split == "stratified":
+    if config.split == Split.STRATIFIED:
         train, test = split.stratified(snapshot.user, config.test_ratio, config.train.seed)
-    elif config.split == "leave-last":
+    elif config.split == Split.LEAVE_LAST:
         train, test = split.leave_last(snapshot.user, snapshot.item, snapshot.timestamp)
     elif config.cutoff is not None:
         train, test = split.temporal(snapshot.timestamp, cutoff=config.cutoff.timestamp())

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys.run_config import Split
+
 #: ``data_stats`` keys: the latest ``rated_at`` the published model learnt from (ISO 8601, UTC,
 #: microseconds; None when it learnt from nothing timed), and how many of its interactions had
 #: no timestamp.
@@ -46,7 +48,7 @@ def learnt_from(timestamps: np.ndarray) -> dict[str, Any]:
 
 
 def unfair_reason(
-    version: str, stats: Mapping[str, Any], test_timestamps: np.ndarray, split: str
+    version: str, stats: Mapping[str, Any], test_timestamps: np.ndarray, split: Split
 ) -> str | None:
     """Why ``version`` (whose ``data_stats`` are ``stats``) may have learnt from this run's test
     interactions; None when it cannot have."""
@@ -73,7 +75,7 @@ def unfair_reason(
         return None
     why = (
         "it draws test interactions from the whole history"
-        if split != "temporal"
+        if split != Split.TEMPORAL
         else f"use a cut-off after {until}"
     )
     return (

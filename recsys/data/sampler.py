@@ -24,7 +24,7 @@ r + #{j : p_j - j <= r} — one ``searchsorted`` over a global sorted key array 
 
 import numpy as np
 
-from recsys.ingest.distinct_ids import sorted_distinct
+from recsys.ingest.load.distinct_ids import sorted_distinct
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
 

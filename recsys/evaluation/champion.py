@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.evaluation.metrics import RankingMetrics, ranking_metrics
-from recsys.evaluation.topk import top_k_embeddings
+from recsys.scoring.topk import top_k_embeddings
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from recsys.evaluation.baseline import popularity_scores
 from recsys.evaluation.champion import ChampionEmbeddings, champion_metrics
 from recsys.evaluation.metrics import METRICS, RankingMetrics, ranking_metrics
 from recsys.evaluation.spectral import DEFAULT_ALPHA, filter_rank, spectral_filter, spectral_top_k
-from recsys.evaluation.topk import top_k_embeddings, top_k_shared
+from recsys.scoring.topk import top_k_embeddings, top_k_shared
 
 #: The ``model`` names of the baselines' rows: popularity and GF-CF.
 BASELINE_ROWS = ("baseline", "spectral")

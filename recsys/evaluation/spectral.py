@@ -10,7 +10,7 @@ top-k right singular vectors V_k. The paper uses k = 256 and α = 0.3 on its den
 (Gowalla, Yelp2018) and the linear filter alone on Amazon-Book; on public benchmarks it matches
 or beats a fully trained LightGCN in about a minute of CPU, which is why a run shows it.
 
-Scored a chunk of users at a time (recsys/evaluation/topk.py): the low-pass term is a product
+Scored a chunk of users at a time (recsys/scoring/topk.py): the low-pass term is a product
 of a [chunk, k] and a [k, items] factor, and the linear term is the sparse product
 (R_chunk R̂ᵀ) R̂, added to that block; the item × item matrix R̂ᵀR̂ is never formed (it is dense
 for popular items), and neither is a users × items matrix.
@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from recsys.data.graph import interaction_matrix, inverse_sqrt, normalized_interactions
 from recsys.data.spectrum import max_rank, top_singular
-from recsys.evaluation.topk import top_k_embeddings
+from recsys.scoring.topk import top_k_embeddings
 
 #: The paper's settings on its denser benchmarks: the rank of the ideal low-pass filter and
 #: its weight beside the linear one.

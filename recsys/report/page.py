@@ -17,8 +17,8 @@ import sqlalchemy as sa
 import recsys
 from recsys.report import plots
 from recsys.run_config import GF_CF
-from recsys.storage import versions
-from recsys.storage.versions import Epoch, Metric, VersionDetails
+from recsys.versions import listing, registry
+from recsys.versions.listing import Epoch, Metric, VersionDetails
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,13 @@ class ReportData:
 
 def collect(conn: sa.Connection, name: str) -> ReportData:
     """Everything the page shows, read from the registry and the views."""
-    versions.require_published(conn, name)
-    previous = versions.previous_published(conn, name)
+    registry.require_published(conn, name)
+    previous = registry.previous_published(conn, name)
     return ReportData(
-        versions.details(conn, name),
-        versions.training_history(conn, name),
-        versions.details(conn, previous) if previous else None,
-        versions.training_history(conn, previous) if previous else [],
+        listing.details(conn, name),
+        listing.training_history(conn, name),
+        listing.details(conn, previous) if previous else None,
+        listing.training_history(conn, previous) if previous else [],
     )
 
 
@@ -105,7 +105,7 @@ def _cards(data: ReportData) -> str:
     v = data.version
     earlier = {(m.metric, m.k): m.value for m in data.previous.metrics} if data.previous else {}
     cards = []
-    for m in versions.headline(v.metrics):
+    for m in listing.headline(v.metrics):
         notes = [f"{_pct(m.relative_lift)} vs popularity"]
         if (m.metric, m.k) in earlier:
             notes.append(f"{m.value - earlier[m.metric, m.k]:+.4f} vs {_e(data.previous.name)}")
@@ -149,7 +149,7 @@ def _baseline_levels(data: ReportData, label: str) -> dict[str, float]:
     for m in data.version.metrics:
         if (m.metric, str(m.k)) != (metric, k):
             continue
-        if m.model == versions.MODEL and m.baseline_value is not None:
+        if m.model == listing.MODEL and m.baseline_value is not None:
             levels["popularity (test)"] = m.baseline_value
         elif m.model == GF_CF:
             levels["gf-cf (test)"] = m.value
@@ -168,8 +168,8 @@ def _validation_note(data: ReportData) -> str:
 def _metrics_png(data: ReportData) -> bytes:
     prev = data.previous
     return plots.metrics_vs_baseline(
-        data.version.name, versions.own_metrics(data.version.metrics),
-        prev.name if prev else None, versions.own_metrics(prev.metrics) if prev else [],
+        data.version.name, listing.own_metrics(data.version.metrics),
+        prev.name if prev else None, listing.own_metrics(prev.metrics) if prev else [],
         _gf_cf(data.version.metrics),
     )  # fmt: skip
 
@@ -184,7 +184,7 @@ def _metrics_table(data: ReportData) -> str:
     if prev:
         head += [prev.name, f"change vs {prev.name}"]
     rows = []
-    for m in versions.own_metrics(data.version.metrics):
+    for m in listing.own_metrics(data.version.metrics):
         row = [
             f"{m.metric}@{m.k}",
             f"{m.value:.4f}",

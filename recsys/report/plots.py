@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from recsys.storage.versions import Metric
+from recsys.versions.listing import Metric
 
 #: This version, the popularity baseline, the previous version, the GF-CF baseline.
 _COLOURS = ("#1f6fb4", "#b0b0b0", "#f0a030", "#3a9a5a")

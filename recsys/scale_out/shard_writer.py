@@ -5,10 +5,10 @@ module does not import Ray). It is started when the run begins, long before ther
 to score: it then pays for TensorFlow's import and opens its database connection while the
 driver trains. Each shard comes with its :class:`ShardTarget` (the run's table and the item side
 of its recommender) and is written in one transaction: the shard's ledger row first
-(:func:`recsys.storage.shard_ledger.take`: a shard committed by an earlier attempt is reported,
+(:func:`recsys.versions.shard_ledger.take`: a shard committed by an earlier attempt is reported,
 not written again), then its rows by binary COPY into the run's recommendations table, then
-the counts. The lists are :meth:`recsys.outputs.Recommender.chunks`' own, so they are the
-ones the local path writes.
+the counts. The lists are :meth:`recsys.scoring.recommender.Recommender.chunks`' own, so they
+are the ones the local path writes.
 
 Fault points: ``rows:recommendations`` after each chunk of rows goes out, ``shard:complete``
 once the ledger row and every row are written (both before the commit), ``shard:committed``
@@ -21,9 +21,9 @@ from psycopg import sql
 
 from recsys.faults import checkpoint
 from recsys.model.lightgcn import configure_threads
-from recsys.outputs import Recommender, UserRows, copy_recommendations
-from recsys.storage import shard_ledger
+from recsys.scoring.recommender import Recommender, UserRows, copy_recommendations
 from recsys.storage.database import EngineSpec
+from recsys.versions import shard_ledger
 
 #: How a worker's sessions show in ``pg_stat_activity``.
 APPLICATION_NAME = "recsys-shard"

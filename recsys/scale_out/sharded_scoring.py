@@ -7,14 +7,15 @@ database connection while the driver reads the data and trains, so that scoring 
 for them. They are stopped once the shards are written, and whenever the run ends before that.
 
 At scoring time the run's recommendations table is created and committed first (unattached, so
-invisible: :func:`recsys.storage.publish.prepared`). The item side of the recommender (item ids,
+invisible: :func:`recsys.versions.publish.prepared`). The item side of the recommender (item ids,
 embeddings, popularity) goes into Ray's object store once; users go out in shards
-(:meth:`recsys.outputs.Recommender.shards`: cut where the local path cuts its scoring chunks, so
-every score is the local path's to the bit), one at a time to each free worker, a shard's
-user-side arrays travelling only to the worker that scores it. Each worker writes a shard's rows
-and its ledger row in one transaction of its own. Once every shard has reported, the ledger
-must account for every shard and every row of the table (:func:`recsys.storage.shard_ledger.
-check`); the publish then adopts the table in its one transaction.
+(:meth:`recsys.scoring.recommender.Recommender.shards`: cut where the local path cuts its scoring
+chunks, so every score is the local path's to the bit), one at a time to each free worker, a
+shard's user-side arrays travelling only to the worker that scores it. Each worker writes a
+shard's rows and its ledger row in one transaction of its own. Once every shard has reported,
+the ledger must account for every shard and every row of the table
+(:func:`recsys.versions.shard_ledger.check`); the publish then adopts the table in its one
+transaction.
 
 A worker that dies (killed, out of memory, its node gone) is restarted and its shard retried,
 as is a shard whose database connection failed, up to ``retries`` times; a retry of a shard
@@ -41,12 +42,13 @@ from psycopg import sql
 
 from recsys import faults
 from recsys.errors import RecsysError
-from recsys.outputs import Recommender, ShortLists
 from recsys.scale_out.ray_cluster import import_ray
 from recsys.scale_out.shard_writer import ShardResult, ShardTarget, ShardWriter
-from recsys.storage import registry, schema, shard_ledger
+from recsys.scoring.recommender import Recommender, ShortLists
+from recsys.storage import schema
 from recsys.storage.database import EngineSpec
-from recsys.storage.publish import RunTables, prepared
+from recsys.versions import registry, shard_ledger
+from recsys.versions.publish import RunTables, prepared
 
 #: Errors after which a shard is tried again (besides its worker dying): the database connection
 #: failed or a lock wait timed out. Anything else is a bug or bad data, the same on every try.

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from recsys.storage.database import SCHEMA_PLACEHOLDER
-from recsys.storage.status import RunStatus, VersionStatus
+from recsys.versions.status import RunStatus, VersionStatus
 
 metadata = sa.MetaData(schema=SCHEMA_PLACEHOLDER)
 
@@ -222,7 +222,7 @@ OUTPUT_TABLES = (
 
 #: One row per shard of a run's recommendations that a Ray worker committed (``run --ray``),
 #: inserted in the transaction that writes the shard's rows: a retried shard that finds its row
-#: writes nothing, and the publish checks every shard is here (recsys/storage/shard_ledger.py).
+#: writes nothing, and the publish checks every shard is here (recsys/versions/shard_ledger.py).
 recommendation_shards = sa.Table(
     "recommendation_shards",
     metadata,

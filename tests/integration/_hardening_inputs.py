@@ -16,9 +16,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys.ingest.assemble import assemble
-from recsys.ingest.load import load
-from recsys.ingest.records import ratings_frame
+from recsys.ingest.load.parsed import load
+from recsys.ingest.parse.assemble import assemble
+from recsys.ingest.parse.records import ratings_frame
 from recsys.storage import schema
 from tests.integration._run_data import console_script
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import URL
 
-from recsys.ingest.movielens import ML1M_OCCUPATIONS, ML100K_GENRES
+from recsys.ingest.parse.movielens import ML1M_OCCUPATIONS, ML100K_GENRES
 from recsys_jobs.cli import main
 
 

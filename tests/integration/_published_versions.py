@@ -19,10 +19,11 @@ from sqlalchemy.engine import URL
 
 from recsys.pipeline import run
 from recsys.run_config import RunConfig
-from recsys.storage import registry, schema
+from recsys.storage import schema
 from recsys.storage.bulk import array_literal
-from recsys.storage.publish import RunTables, publish
 from recsys.storage.schema import recommendations
+from recsys.versions import registry
+from recsys.versions.publish import RunTables, publish
 from recsys_jobs.cli import main
 from tests.integration._run_data import fast_config, populated_schema
 

@@ -19,12 +19,13 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import URL
 
-from recsys.ingest import synthetic
-from recsys.ingest.load import load
+from recsys.ingest.load.parsed import load
 from recsys.model.settings import TrainConfig
 from recsys.run_config import RunConfig
-from recsys.storage import database, migrate, registry, schema
+from recsys.storage import database, migrate, schema
 from recsys.storage.bulk import schema_of
+from recsys.synthetic import movielens_like
+from recsys.versions import registry
 from recsys_jobs.cli import main
 
 N_RATED_USERS, N_ITEMS, RATINGS_PER_USER, DATA_SEED = 120, 150, 30, 7
@@ -49,7 +50,7 @@ def quiet(_: str) -> None:
 
 def populate(engine: sa.Engine) -> None:
     """Ingest the synthetic ratings and add the users without any."""
-    load(engine, synthetic.generate(N_RATED_USERS, N_ITEMS, RATINGS_PER_USER, DATA_SEED))
+    load(engine, movielens_like.generate(N_RATED_USERS, N_ITEMS, RATINGS_PER_USER, DATA_SEED))
     with engine.begin() as conn:
         conn.execute(sa.insert(schema.users), [{"user_id": u} for u in UNRATED_USERS])
 

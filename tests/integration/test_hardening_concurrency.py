@@ -21,8 +21,9 @@ from sqlalchemy.engine import URL
 
 from recsys.errors import VersionConflict
 from recsys.pipeline import run
-from recsys.storage import database, registry, schema
+from recsys.storage import database, schema
 from recsys.storage.bulk import schema_of
+from recsys.versions import registry
 from tests.integration._hardening_runs import (
     ABSENT,
     Job,

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys.ingest.load import load
-from recsys.ingest.records import ParsedData, movies_frame, ratings_frame, users_frame
+from recsys.ingest.load.parsed import load
+from recsys.ingest.parse.records import ParsedData, movies_frame, ratings_frame, users_frame
 from tests.integration._ingest_files import (
     ingest,
     release_files,

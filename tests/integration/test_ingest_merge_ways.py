@@ -1,4 +1,4 @@
-"""The ways ratings are merged (see ``recsys.ingest.rating_merge``) against a real PostgreSQL.
+"""The ways ratings are merged (see ``recsys.ingest.load.rating_merge``) against a real PostgreSQL.
 
 The large ways drop and rebuild constraints; ``large_load=0`` sends even these small loads
 through them, so each way is checked for the same rows and counts, for constraints that come
@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from recsys.ingest import source
-from recsys.ingest.csvfile import stream_csv
 from recsys.ingest.errors import InputError
-from recsys.ingest.load import load
-from recsys.ingest.rating_merge import choose_way
-from recsys.ingest.records import ParsedData, movies_frame, ratings_frame, users_frame
+from recsys.ingest.load.parsed import load
+from recsys.ingest.load.rating_merge import choose_way
+from recsys.ingest.parse import source
+from recsys.ingest.parse.csvfile import stream_csv
+from recsys.ingest.parse.records import ParsedData, movies_frame, ratings_frame, users_frame
 from recsys.storage import database
 from recsys.storage import schema as tables
 from tests.integration._ingest_files import contents, table_checksums, write_file

@@ -22,10 +22,11 @@ from recsys.evaluation.metrics import METRICS
 from recsys.faults import ENV, InjectedFault
 from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.pipeline import run
-from recsys.promotion import Gate, Judging
 from recsys.run_config import RunConfig
-from recsys.storage import aliases, schema
-from recsys.storage.versions import compare
+from recsys.storage import schema
+from recsys.versions import aliases
+from recsys.versions.listing import compare
+from recsys.versions.promotion import Gate, Judging
 from tests.integration._published_versions import cli as recsys_job
 from tests.integration._published_versions import publish_outputs
 from tests.integration._ranking import embeddings, figures, ranking

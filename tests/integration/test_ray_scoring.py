@@ -32,11 +32,12 @@ from sqlalchemy.engine import URL
 
 from recsys import faults
 from recsys.errors import RecsysError
-from recsys.outputs import Recommender, ShortLists
 from recsys.pipeline import run
-from recsys.storage import registry, schema
+from recsys.scoring.recommender import Recommender, ShortLists
+from recsys.storage import schema
 from recsys.storage.bulk import driver_connection, schema_of
-from recsys.storage.publish import partition_name
+from recsys.versions import registry
+from recsys.versions.publish import partition_name
 from tests.integration._hardening_runs import assert_nothing_visible, launch, visible
 from tests.integration._published_versions import cli
 from tests.integration._ray import SECRET, embeddings, files_holding, import_ray, whole_lists

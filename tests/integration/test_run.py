@@ -22,8 +22,9 @@ from recsys import pipeline
 from recsys.errors import InvalidInput, VersionConflict
 from recsys.model.native_kernel import csr_kernel
 from recsys.pipeline import run
-from recsys.storage import registry, schema
+from recsys.storage import schema
 from recsys.storage.bulk import schema_of
+from recsys.versions import registry
 from recsys_jobs.cli import main
 from tests.fake_clock import SlowingClock
 from tests.integration._run_data import (

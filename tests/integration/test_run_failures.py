@@ -18,7 +18,8 @@ from recsys import faults
 from recsys.errors import VersionConflict
 from recsys.faults import InjectedFault
 from recsys.pipeline import run
-from recsys.storage import registry, schema
+from recsys.storage import schema
+from recsys.versions import registry
 from tests.integration._run_data import (
     FAST_OPTIONS,
     N_USERS,

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys.storage import prune, registry
 from recsys.storage import schema as tables
+from recsys.versions import prune, registry
 from tests.integration._hardening_runs import database_args, launch
 from tests.integration._published_versions import cli, publish_outputs
 from tests.integration._run_data import (

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from recsys.errors import RecsysError
-from recsys.storage import registry, shard_ledger
 from recsys.storage.bulk import driver_connection, schema_of
-from recsys.storage.shard_ledger import Entry
+from recsys.versions import registry, shard_ledger
+from recsys.versions.shard_ledger import Entry
 
 
 @pytest.fixture

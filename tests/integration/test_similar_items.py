@@ -12,9 +12,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from recsys.outputs import write_similar_items
-from recsys.storage import aliases, schema, sqlfiles
-from recsys.storage.publish import RunTables
+from recsys.scoring.outputs import write_similar_items
+from recsys.storage import schema, sqlfiles
+from recsys.versions import aliases
+from recsys.versions.publish import RunTables
 from tests.integration._published_versions import V1, V2, cli, publish_outputs, two_versions
 
 #: The default --similar-k.

@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from recsys.evaluation.metrics import METRICS
-from recsys.storage import aliases, migrate, schema, sqlfiles, views
+from recsys.storage import migrate, schema, sqlfiles, views
 from recsys.storage.bulk import schema_of
+from recsys.versions import aliases
 from tests.integration._published_versions import TOP_K, V1, V2, cli, publish_outputs, two_versions
 from tests.integration._run_data import N_USERS, UNRATED_USERS
 

@@ -11,9 +11,10 @@ from sqlalchemy.engine import URL
 
 from recsys.errors import InvalidInput
 from recsys.evaluation.metrics import METRICS
-from recsys.storage import aliases, registry, sqlfiles
 from recsys.storage import schema as tables
+from recsys.storage import sqlfiles
 from recsys.storage.bulk import schema_of
+from recsys.versions import aliases, registry
 from tests.integration._published_versions import (
     TOP_K,
     V1,

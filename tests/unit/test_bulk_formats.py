@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from recsys.ingest.csv_format import csv_lines
-from recsys.ingest.distinct_ids import DistinctIds, sorted_distinct
-from recsys.ingest.staging import MINUS_INFINITY, timestamps
+from recsys.ingest.load.distinct_ids import DistinctIds, sorted_distinct
+from recsys.ingest.load.staging import MINUS_INFINITY, timestamps
+from recsys.synthetic.csv_format import csv_lines
 
 
 def test_csv_lines_match_python_formatting() -> None:

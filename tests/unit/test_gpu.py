@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from recsys.data.graph import normalized_interactions
 from recsys.data.sampler import BprSampler
-from recsys.evaluation.topk import top_k_embeddings
 from recsys.model.lightgcn import LightGCN, compute_device
+from recsys.scoring.topk import top_k_embeddings
 
 pytestmark = pytest.mark.skipif(
     not tf.config.list_physical_devices("GPU"),

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.ingest import source
-from recsys.ingest.csvfile import parse_csv
 from recsys.ingest.errors import InputError
-from recsys.ingest.records import ParsedData, derived_movies, derived_users, ratings_frame
+from recsys.ingest.parse import source
+from recsys.ingest.parse.csvfile import parse_csv
+from recsys.ingest.parse.records import ParsedData, derived_movies, derived_users, ratings_frame
 
 RATINGS = (
     "user_id,item_id,rating,timestamp\n1,10,4,881250949\n1,20,3.5,881250950\n2,10,5,881250951\n"

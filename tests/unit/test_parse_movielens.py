@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recsys.ingest import source
 from recsys.ingest.errors import InputError
-from recsys.ingest.movielens import detect_layout, input_size, parse_movielens
+from recsys.ingest.parse import source
+from recsys.ingest.parse.movielens import detect_layout, input_size, parse_movielens
 
 
 def flags(*on: int, n: int = 19) -> str:

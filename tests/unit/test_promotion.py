@@ -1,11 +1,11 @@
-"""The promotion gate's options and decision (recsys/promotion.py); carrying it out is tested
-against PostgreSQL in tests/integration/test_nightly.py."""
+"""The promotion gate's options and decision (recsys/versions/promotion.py); carrying it out is
+tested against PostgreSQL in tests/integration/test_nightly.py."""
 
 import pytest
 
 from recsys.errors import InvalidInput
 from recsys.evaluation.evaluate import EvaluationRow
-from recsys.promotion import Gate, decide
+from recsys.versions.promotion import Gate, decide
 
 
 def test_a_gate_reads_metric_cutoff_and_tolerance() -> None:

@@ -12,8 +12,8 @@ import scipy.sparse as sp
 from click.testing import CliRunner
 
 from recsys import faults
-from recsys.evaluation.topk import chunk_rows
-from recsys.outputs import Recommender
+from recsys.scoring.recommender import Recommender
+from recsys.scoring.topk import chunk_rows
 from recsys.storage.database import EngineSpec, Timeouts, parse_url
 from recsys_jobs.cli import main
 

@@ -4,7 +4,7 @@ import re
 from datetime import UTC, datetime
 
 from recsys.report.page import ReportData, render
-from recsys.storage.versions import Alias, Epoch, Metric, VersionDetails
+from recsys.versions.listing import Alias, Epoch, Metric, VersionDetails
 
 WHEN = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
 

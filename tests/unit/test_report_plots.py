@@ -3,7 +3,7 @@
 import struct
 
 from recsys.report.plots import Curve, metrics_vs_baseline, training_curves
-from recsys.storage.versions import Metric
+from recsys.versions.listing import Metric
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.evaluation.topk import top_k_embeddings, top_k_shared
+from recsys.scoring.topk import top_k_embeddings, top_k_shared
 
 
 def _brute_force(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.ingest.records import MOVIES_SCHEMA, RATINGS_SCHEMA, USERS_SCHEMA, ParsedData
-from recsys.ingest.synthetic import GENRES, generate
+from recsys.ingest.parse.records import MOVIES_SCHEMA, RATINGS_SCHEMA, USERS_SCHEMA, ParsedData
+from recsys.synthetic.movielens_like import GENRES, generate
 
 
 @pytest.fixture(scope="module")

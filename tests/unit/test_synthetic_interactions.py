@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
 
-from recsys.ingest import synthetic_interactions as synthetic
-from recsys.ingest.csvfile import parse_csv
-from recsys.ingest.synthetic_interactions import (
+from recsys.ingest.parse.csvfile import parse_csv
+from recsys.synthetic import interactions as synthetic
+from recsys.synthetic.interactions import (
     Interactions,
     default_shape,
     interaction_chunks,
