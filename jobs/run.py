@@ -19,6 +19,7 @@ from recsys.run_settings import (
     parse_cutoff,
     parse_cutoffs,
     parse_duration,
+    parse_l2,
     read_settings_file,
     resolve,
 )
@@ -69,6 +70,8 @@ _BASELINES = _Parsed("NAME[,NAME...]", parse_baselines)
 _DURATION = _Parsed("DURATION", parse_duration)
 #: A memory size such as ``8G`` or ``512M``, in bytes.
 _SIZE = _Parsed("SIZE", parse_bytes)
+#: An L2 weight, or ``auto``.
+_L2 = _Parsed("WEIGHT|auto", parse_l2)
 #: An ISO 8601 date or time, in UTC (one without a zone is taken as UTC).
 _TIME = _Parsed("ISO-8601", parse_cutoff)
 
@@ -119,9 +122,11 @@ _TIME = _Parsed("ISO-8601", parse_cutoff)
 )
 @click.option(
     "--l2",
+    type=_L2,
     default=_TRAIN.l2,
     show_default=True,
-    help="L2 weight on the batch's layer-0 embeddings.",
+    help="L2 weight on the batch's layer-0 embeddings; `auto` chooses it from the data by short "
+    "validation trials inside --max-train-time (docs/quality.md).",
 )
 @click.option(
     "--spectral-start/--no-spectral-start",

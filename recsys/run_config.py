@@ -129,9 +129,10 @@ class RunConfig:
         budget = f", budget {t.max_train_seconds:g} s" if t.max_train_seconds else ""
         epochs = f"≤{t.max_epochs} epochs" if t.max_epochs else "as many epochs as fit"
         start = "spectral start" if t.spectral_start else "cold start"
+        l2 = "auto" if t.choose_l2 else f"{t.l2:g}"
         return (
             f"{self.split} split, dim {t.dim}, {t.n_layers} layers, {batching}, "
-            f"lr {t.learning_rate:g}, l2 {t.l2:g}, {epochs}{budget}, seed {t.seed}, {start}, "
+            f"lr {t.learning_rate:g}, l2 {l2}, {epochs}{budget}, seed {t.seed}, {start}, "
             f"baselines {','.join(self.baselines)}"
         )
 

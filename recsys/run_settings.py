@@ -19,6 +19,7 @@ Public API:
 """
 
 import dataclasses
+import math
 import re
 import tomllib
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -97,6 +98,24 @@ def parse_cutoffs(value: object) -> tuple[int, ...]:
     return values
 
 
+#: ``--l2 auto``: the weight chosen from the data.
+AUTO_L2 = "auto"
+
+
+def parse_l2(value: object) -> float | str:
+    """An L2 weight (a number ≥ 0), or ``auto``: chosen from the data by short validation trials
+    (recsys/model/l2_choice.py)."""
+    if value == AUTO_L2:
+        return AUTO_L2
+    try:
+        weight = _number(value)
+    except (TypeError, ValueError):
+        weight = math.nan
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"expected a number ≥ 0 or {AUTO_L2}, got {value!r}")
+    return weight
+
+
 def parse_baselines(value: object) -> tuple[str, ...]:
     """Baseline names such as ``popularity,gf-cf`` (or a list of names)."""
     parts = [str(part) for part in value] if isinstance(value, tuple | list) else str(value)
@@ -163,7 +182,8 @@ OPTIONS: dict[str, _Parser] = {
     **dict.fromkeys(("epochs", "dim", "layers", "steps_per_epoch", "batch_size"), _whole()),
     **dict.fromkeys(("patience", "seed", "top_k", "similar_k"), _whole()),
     **dict.fromkeys(("spectral_rank", "keep", "ray_workers", "ray_worker_cpus"), _whole(1)),
-    **dict.fromkeys(("learning_rate", "l2", "test_ratio", "val_ratio", "min_rating"), _NUMBER),
+    **dict.fromkeys(("learning_rate", "test_ratio", "val_ratio", "min_rating"), _NUMBER),
+    "l2": _Parser(parse_l2),
     **dict.fromkeys(("spectral_alpha", "ray_worker_gpus"), _NUMBER),
     "max_train_time": _Parser(parse_duration),
     "memory_limit": _Parser(parse_bytes),
@@ -312,6 +332,9 @@ def _parsed(name: str, value: object) -> object:
 
 def _run_config(values: Mapping[str, Any]) -> RunConfig:
     train = {field: values[name] for name, field in _TRAIN_FIELDS.items() if name in values}
+    if train.get("l2") == AUTO_L2:
+        del train["l2"]
+        train["choose_l2"] = True
     run = {field: values[name] for name, field in _RUN_FIELDS.items() if name in values}
     return RunConfig(train=TrainConfig(**train), **run)
 

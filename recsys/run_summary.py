@@ -126,7 +126,35 @@ def training_stats(trained: TrainResult, config: RunConfig, device: str) -> dict
         "training_budget_limited": trained.schedule.budget_limited,
         "training_start": trained.start,
         "training_start_seconds": round(trained.start_seconds, 3),
-    }
+    } | l2_choice_stats(trained)
+
+
+def l2_choice_stats(trained: TrainResult) -> dict[str, Any]:
+    """Where the run chose its L2 weight: the weight and every trial, for ``show``."""
+    if not trained.l2_trials:
+        return {}
+    trials = [
+        {
+            "l2": t.l2,
+            "val_ndcg": round(t.ndcg, 4),
+            "epochs": t.epochs,
+            "seconds": round(t.seconds, 1),
+        }
+        for t in trained.l2_trials
+    ]
+    return {"training_l2_chosen": trained.chosen_l2, "training_l2_trials": trials}
+
+
+def l2_choice_line(trained: TrainResult, eval_k: int) -> str | None:
+    """The weight the trials chose, and what each scored on validation."""
+    if not trained.l2_trials:
+        return None
+    scored = ", ".join(f"{t.l2:.3g}: {t.ndcg:.4f}" for t in trained.l2_trials)
+    seconds = sum(t.seconds for t in trained.l2_trials)
+    return (
+        f"l2 auto: chose {trained.chosen_l2:.3g} by validation ndcg@{eval_k} ({scored}; "
+        f"{seconds:.1f} s of trials)"
+    )
 
 
 def trained_line(trained: TrainResult) -> str:

@@ -18,6 +18,7 @@ Public API:
     L2Trial(l2, ndcg, epochs, seconds)   one candidate and its validation NDCG@eval_k
     FIRST_CANDIDATES, MAX_TRIALS, TRIAL_SHARE, VALIDATION_RATIO
     trial_settings(config) -> TrainConfig    a trial's short schedule (no choice, no carve)
+    best_l2(trials) -> float | None   the weight of the trial with the highest ndcg
     choose_l2(fit_users, fit_items, val_users, val_items, n_users, n_items, config, trial,
               clock=time.perf_counter) -> list[L2Trial]
         the trials in the order run; the best has the highest ndcg
@@ -25,7 +26,7 @@ Public API:
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -67,6 +68,11 @@ def trial_settings(config: TrainConfig) -> TrainConfig:
     return replace(
         config, choose_l2=False, val_ratio=0.0, max_epochs=epochs, max_train_seconds=seconds
     )
+
+
+def best_l2(trials: Sequence[L2Trial]) -> float | None:
+    """The weight of the best trial (None without trials)."""
+    return max(trials, key=lambda t: t.ndcg).l2 if trials else None
 
 
 def choose_l2(

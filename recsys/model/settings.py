@@ -52,13 +52,16 @@ class TrainConfig:
     seed: int = 0
     spectral_start: bool = True
 
-    def for_refit(self, best_epoch: int) -> "TrainConfig":
+    def for_refit(self, best_epoch: int, chosen_l2: float | None = None) -> "TrainConfig":
         """The settings of a refit on every interaction after a held-out run whose best epoch was
         ``best_epoch``: the same epochs (or time budget); with validation, the epochs it chose,
-        without holding any out."""
+        without holding any out; with an L2 weight the run chose, that weight."""
+        refit = self
+        if chosen_l2 is not None:
+            refit = replace(refit, l2=chosen_l2, choose_l2=False)
         if self.val_ratio > 0:
-            return replace(self, max_epochs=best_epoch, val_ratio=0.0)
-        return self
+            return replace(refit, max_epochs=best_epoch, val_ratio=0.0)
+        return refit
 
     def batching(self, n_samples: int) -> tuple[int, int]:
         """(triples per step, steps per epoch) for ``n_samples`` training triples an epoch."""

@@ -37,7 +37,7 @@ from recsys.data.graph import interaction_matrix, normalized_interactions
 from recsys.data.sampler import BprSampler
 from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics
-from recsys.model.l2_choice import VALIDATION_RATIO, L2Trial, choose_l2
+from recsys.model.l2_choice import VALIDATION_RATIO, L2Trial, best_l2, choose_l2
 from recsys.model.lightgcn import LightGCN
 from recsys.model.settings import TrainConfig
 from recsys.model.spectral_start import spectral_start
@@ -93,6 +93,11 @@ class TrainResult:
     start: str = "cold"
     start_seconds: float = 0.0
     l2_trials: tuple[L2Trial, ...] = ()
+
+    @property
+    def chosen_l2(self) -> float | None:
+        """The weight the trials chose (None where the run was given one)."""
+        return best_l2(self.l2_trials)
 
 
 StepProgress = Callable[[int, int], None]
@@ -231,7 +236,6 @@ def _fit_choosing_l2(
     ratio = config.val_ratio or VALIDATION_RATIO
     fit_idx, val_idx = split.validation(users, np.arange(len(users)), ratio, config.seed)
     trials: list[L2Trial] = []
-    l2 = config.l2
     if len(val_idx):
         shared = initial
         if shared is None and config.spectral_start:
@@ -256,10 +260,15 @@ def _fit_choosing_l2(
             trial,
             clock,
         )
-        l2 = max(trials, key=lambda t: t.ndcg).l2
     budget = config.max_train_seconds
     remaining = None if budget is None else max(budget - (clock() - started), 0.0)
-    final = replace(config, choose_l2=False, l2=l2, max_train_seconds=remaining)
+    chosen = best_l2(trials)
+    final = replace(
+        config,
+        choose_l2=False,
+        l2=config.l2 if chosen is None else chosen,
+        max_train_seconds=remaining,
+    )
     trained = fit(
         users,
         items,

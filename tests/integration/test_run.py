@@ -495,6 +495,30 @@ def test_steps_per_epoch_sets_the_batch_from_the_data(
     assert stats["training_steps_per_epoch"] == math.ceil(stats["train_interactions"] / 50)
 
 
+def test_l2_auto_chooses_the_weight_by_validation_and_show_says_which(
+    populated: Populated, database_url: URL
+) -> None:
+    """``--l2 auto``: the trials' weights and validation figures are recorded, the chosen one is
+    the best of them, the refit trains at it, and ``run`` and ``show`` say what was chosen."""
+    engine, name = populated
+    args = ("--model-version", "l2-auto", *FAST_OPTIONS, "--l2", "auto", "--refit")
+    result = cli(database_url, name, *args)
+    assert result.exit_code == 0, result.output
+    assert "l2 auto, " in result.stdout and "l2 auto: chose " in result.stdout
+    with engine.connect() as conn:
+        row = version_row(conn, "l2-auto")
+    trials, chosen = row.data_stats["training_l2_trials"], row.data_stats["training_l2_chosen"]
+    assert row.params["choose_l2"] is True and len(trials) >= 3
+    assert chosen == max(trials, key=lambda t: t["val_ndcg"])["l2"]
+    assert {t["epochs"] for t in trials} == {1}  # a quarter of 3 epochs, rounded up
+    assert f"chose {chosen:.3g} by validation ndcg@10" in result.stdout
+    url = database_url.render_as_string(hide_password=False)
+    shown = CliRunner().invoke(main, ["--database-url", url, "--schema", name, "show", "l2-auto"])
+    assert "training_l2_chosen" in shown.stdout and f"{chosen}" in shown.stdout
+    refused = cli(database_url, name, "--model-version", "l2-bad", *FAST_OPTIONS, "--l2", "-1")
+    assert refused.exit_code == 2 and "expected a number ≥ 0 or auto, got '-1'" in refused.output
+
+
 def test_the_baselines_option_leaves_the_filter_out(
     populated: Populated, database_url: URL
 ) -> None:

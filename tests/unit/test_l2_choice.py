@@ -89,3 +89,9 @@ def test_fit_trains_the_model_at_the_best_trials_weight() -> None:
     assert direct.l2_trials == () and len(chosen.history) == 8
     for a, b in zip(chosen.model.embeddings(), direct.model.embeddings(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_refit_trains_at_the_chosen_weight_without_choosing_again() -> None:
+    refit = TrainConfig(choose_l2=True, val_ratio=0.1).for_refit(7, 10**-2.5)
+    assert (refit.l2, refit.choose_l2, refit.max_epochs) == (10**-2.5, False, 7)
+    assert TrainConfig(l2=0.01).for_refit(7) == TrainConfig(l2=0.01)

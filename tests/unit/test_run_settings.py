@@ -124,3 +124,13 @@ def test_importing_recsys_loads_no_tensorflow() -> None:
     code = "import sys, recsys, recsys.run_settings; print('tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_l2_auto_chooses_the_weight_and_a_number_sets_it() -> None:
+    auto = resolve({"model_version": "v", "l2": "auto"}).config.train
+    assert auto.choose_l2 and auto.l2 == TrainConfig().l2
+    given = resolve({"model_version": "v", "l2": "3e-4"}).config.train
+    assert (given.choose_l2, given.l2) == (False, 3e-4)
+    for bad in ("-1", "nan", "lots", True):
+        with pytest.raises(InvalidInput, match="l2: expected a number"):
+            resolve({"model_version": "v", "l2": bad})
