@@ -516,7 +516,9 @@ def test_l2_auto_chooses_the_weight_by_validation_and_show_says_which(
     shown = CliRunner().invoke(main, ["--database-url", url, "--schema", name, "show", "l2-auto"])
     assert "training_l2_chosen" in shown.stdout and f"{chosen}" in shown.stdout
     refused = cli(database_url, name, "--model-version", "l2-bad", *FAST_OPTIONS, "--l2", "-1")
-    assert refused.exit_code == 2 and "expected a number ≥ 0 or auto, got '-1'" in refused.output
+    assert refused.exit_code == 2 and "L2 weight not negative" in refused.output
+    refused = cli(database_url, name, "--model-version", "l2-bad", *FAST_OPTIONS, "--l2", "some")
+    assert refused.exit_code == 2 and "expected a number or auto, got 'some'" in refused.output
 
 
 def test_the_baselines_option_leaves_the_filter_out(

@@ -131,6 +131,6 @@ def test_l2_auto_chooses_the_weight_and_a_number_sets_it() -> None:
     assert auto.choose_l2 and auto.l2 == TrainConfig().l2
     given = resolve({"model_version": "v", "l2": "3e-4"}).config.train
     assert (given.choose_l2, given.l2) == (False, 3e-4)
-    for bad in ("-1", "nan", "lots", True):
-        with pytest.raises(InvalidInput, match="l2: expected a number"):
+    for bad in ("lots", True):
+        with pytest.raises(InvalidInput, match="l2: expected a number or auto"):
             resolve({"model_version": "v", "l2": bad})
