@@ -28,6 +28,7 @@ The claims of docs/quality.md, each with its command:
     python bench/quality.py --variant old --variant defaults                 steps per epoch
     python bench/quality.py --variant l2=1e-4 --variant defaults --curve     L2 1e-4 against 1e-3
     python bench/quality.py --variant defaults --variant val_ratio=0.1      validation off / on
+    python bench/quality.py --variant defaults --variant choose_l2=1        --l2 auto
 """
 
 import argparse
@@ -81,6 +82,8 @@ class Variant:
     fit_wall: list[float] = field(default_factory=list)
     fit_cpu: list[float] = field(default_factory=list)
     epochs: list[float] = field(default_factory=list)
+    #: Per seed, the L2 weight the run chose (``choose_l2=1``), else None.
+    chosen_l2: list[float | None] = field(default_factory=list)
     #: Per seed, (fit seconds so far, ndcg@k, recall@k) after each epoch (with --curve).
     curves: list[list[tuple[float, float, float]]] = field(default_factory=list)
 
@@ -157,6 +160,7 @@ def main() -> None:
                 f"seed {seed} {v.name}: {_shown(rows, 'model')} | popularity "
                 f"{_shown(rows, 'baseline')} | fit {v.fit_wall[-1]:.1f} s wall, "
                 f"{v.fit_cpu[-1]:.1f} s CPU, {v.epochs[-1]:.0f} epochs"
+                + (f", l2 chosen {v.chosen_l2[-1]:.3g}" if v.chosen_l2[-1] is not None else "")
             )
 
     print(f"\nmean ± sd over seeds {seeds}, k={k}, users counted {rows[0].n_users}:")
@@ -212,6 +216,7 @@ def _train(
     v.fit_wall.append(time.perf_counter() - wall - judging[0])
     v.fit_cpu.append(time.process_time() - cpu)
     v.epochs.append(len(result.history))
+    v.chosen_l2.append(result.chosen_l2)
     v.curves.append(points)
     return _evaluate(result.model, snapshot, parts, k)
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from recsys.model import l2_choice
 from recsys.model.l2_choice import (
     FIRST_CANDIDATES,
     MAX_TRIALS,
@@ -63,6 +64,15 @@ def test_the_ladder_moves_outward_while_an_end_wins(target: float, expected: lis
     assert [t.ndcg for t in trials] == pytest.approx(
         [(N_USERS - round(abs(math.log10(l2) - math.log10(target)) * 2)) / N_USERS for l2 in tried]
     )
+
+
+def test_a_trial_scores_at_most_scored_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 4 of the 10 users scored, a weight one half-decade off scores 3/4 or 1 (whether
+    user 0, whose item it ranks last, was drawn), never the 9/10 of all ten."""
+    monkeypatch.setattr(l2_choice, "SCORED_USERS", 4)
+    trials, _ = _choose(1e-3)
+    assert [t.ndcg for t in trials][1] == 1.0 and trials[0].ndcg in (0.75, 1.0)
+    assert trials[2].ndcg in (0.75, 1.0)
 
 
 def test_a_trial_trains_a_short_complete_schedule_without_its_own_choice_or_carve() -> None:
