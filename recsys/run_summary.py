@@ -137,6 +137,7 @@ def l2_choice_stats(trained: TrainResult) -> dict[str, Any]:
         {
             "l2": t.l2,
             "val_ndcg": round(t.ndcg, 4),
+            "users": t.users,
             "epochs": t.epochs,
             "seconds": round(t.seconds, 1),
         }
