@@ -17,7 +17,7 @@ h_i = [r_i ∈ T]:
     mrr@k       = 1 / (rank of the first hit), 0 without a hit
 Each is averaged over the users with at least one test item; users without test items are
 left out of the average (not counted as zeros) and ``n_users`` says how many were counted.
-Padding entries (item -1, see scoring.py) never hit.
+Padding entries (item -1, see recsys/scoring/topk.py) never hit.
 """
 
 from collections.abc import Sequence

@@ -8,7 +8,7 @@ candidates (items with a training rating), the users and interactions evaluated 
 both trained), each user's ranking by the published embeddings, by training popularity or by
 the GF-CF filter (dense matrices and numpy's exact SVD here, where the product uses sparse
 products and ARPACK's SVD) with its training items left out (ties go to the lower movie id,
-as documented in ``scoring.py``), and the metric formulas of docs/running.md.
+as documented in recsys/scoring/topk.py), and the metric formulas of docs/running.md.
 """
 
 from collections import Counter, defaultdict

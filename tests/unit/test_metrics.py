@@ -42,7 +42,7 @@ def test_map_normalisations_differ_when_test_set_exceeds_k() -> None:
 
 
 def test_padding_users_without_test_items_and_averaging() -> None:
-    # k larger than the candidates: user 0's list is padded with -1 (see scoring.py).
+    # k larger than the candidates: user 0's list is padded with -1 (see recsys/scoring/topk.py).
     recommended = np.array([[4, -1, -1], [5, 6, 2], [0, 1, 2]])
     relevant = _relevant([(0, 4), (1, 2), (1, 9)])  # user 2 has no test items
     result = ranking_metrics(recommended, relevant, [3])
