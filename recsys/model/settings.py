@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 #: Adam's initial rate for a warm-started run where none is given: it starts near a trained
 #: model, which a restart at the cold rate scrambles for most of the schedule (measured by
-#: bench/nightly.py; the README's Nightly runs).
+#: bench/nightly.py; docs/nightly.md, Nightly runs).
 WARM_START_LEARNING_RATE = 0.03
 
 
