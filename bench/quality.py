@@ -10,9 +10,10 @@ split, the candidates and the evaluated interactions are the pipeline's own
 (recsys/data/holdout.py, recsys/evaluation/evaluate.py).
 
 For each setting (``--variant``: TrainConfig changes over the defaults; ``defaults`` for none,
-``cold`` for the defaults without the spectral start, ``old`` for the settings before the
-steps-per-epoch batching) it prints the test metrics@k, the fit seconds (wall, and process CPU to
-show where other work slowed the wall clock); with ``--curve``, NDCG@k and recall@k after every
+``cold`` for the defaults without the spectral start, ``one_negative`` for plain BPR instead of
+negatives chosen from the data, ``old`` for the settings before the steps-per-epoch batching)
+it prints the test metrics@k, the fit seconds (wall, and process CPU to show where other work
+slowed the wall clock); with ``--curve``, NDCG@k and recall@k after every
 epoch against the fit seconds spent so far (the evaluation after each epoch is not counted), the
 baselines' figures and seconds beside them. ``--budget`` trains each setting under that time
 budget (seconds) as ``run --max-train-time`` does (with ``--curve``, the evaluations after each
@@ -29,6 +30,7 @@ The claims of docs/quality.md, each with its command:
     python bench/quality.py --variant l2=1e-4 --variant defaults --curve     L2 1e-4 against 1e-3
     python bench/quality.py --variant defaults --variant val_ratio=0.1      validation off / on
     python bench/quality.py --variant defaults --variant choose_l2=1        --l2 auto
+    python bench/quality.py --variant one_negative --variant defaults      --negatives auto
 """
 
 import argparse
@@ -62,6 +64,7 @@ WHOLE = {f.name for f in dataclasses.fields(TrainConfig) if "int" in str(f.type)
 #: and the defaults from noise instead of the spectrum.
 NAMED = {"defaults": {}, "old": {"batch_size": 4096, "learning_rate": 0.05}}
 NAMED["cold"] = {"spectral_start": False}
+NAMED["one_negative"] = {"choose_negatives": False, "negative_candidates": 1}
 DATA = {
     # name: (path under ../shared/data, test ratio, seeds, k)
     "ml100k": ("ml-100k", 0.25, [1, 2, 3], 10),
@@ -82,8 +85,8 @@ class Variant:
     fit_wall: list[float] = field(default_factory=list)
     fit_cpu: list[float] = field(default_factory=list)
     epochs: list[float] = field(default_factory=list)
-    #: Per seed, the L2 weight the run chose (``choose_l2=1``), else None.
-    chosen_l2: list[float | None] = field(default_factory=list)
+    #: Per seed, the settings the run chose from the data (TrainConfig field: value).
+    chosen: list[dict[str, float]] = field(default_factory=list)
     #: Per seed, (fit seconds so far, ndcg@k, recall@k) after each epoch (with --curve).
     curves: list[list[tuple[float, float, float]]] = field(default_factory=list)
 
@@ -160,7 +163,7 @@ def main() -> None:
                 f"seed {seed} {v.name}: {_shown(rows, 'model')} | popularity "
                 f"{_shown(rows, 'baseline')} | fit {v.fit_wall[-1]:.1f} s wall, "
                 f"{v.fit_cpu[-1]:.1f} s CPU, {v.epochs[-1]:.0f} epochs"
-                + (f", l2 chosen {v.chosen_l2[-1]:.3g}" if v.chosen_l2[-1] is not None else "")
+                + "".join(f", {name} chosen {value:.3g}" for name, value in v.chosen[-1].items())
             )
 
     print(f"\nmean ± sd over seeds {seeds}, k={k}, users counted {rows[0].n_users}:")
@@ -216,7 +219,7 @@ def _train(
     v.fit_wall.append(time.perf_counter() - wall - judging[0])
     v.fit_cpu.append(time.process_time() - cpu)
     v.epochs.append(len(result.history))
-    v.chosen_l2.append(result.chosen_l2)
+    v.chosen.append(result.chosen)
     v.curves.append(points)
     return _evaluate(result.model, snapshot, parts, k)
 

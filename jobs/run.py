@@ -20,6 +20,7 @@ from recsys.run_settings import (
     parse_cutoffs,
     parse_duration,
     parse_l2,
+    parse_negatives,
     read_settings_file,
     resolve,
 )
@@ -72,6 +73,8 @@ _DURATION = _Parsed("DURATION", parse_duration)
 _SIZE = _Parsed("SIZE", parse_bytes)
 #: An L2 weight, or ``auto``.
 _L2 = _Parsed("WEIGHT|auto", parse_l2)
+#: Negative candidates per triple, or ``auto``.
+_NEGATIVES = _Parsed("N|auto", parse_negatives)
 #: An ISO 8601 date or time, in UTC (one without a zone is taken as UTC).
 _TIME = _Parsed("ISO-8601", parse_cutoff)
 
@@ -127,6 +130,15 @@ _TIME = _Parsed("ISO-8601", parse_cutoff)
     show_default=True,
     help="L2 weight on the batch's layer-0 embeddings; `auto` chooses it from the data by short "
     "validation trials inside --max-train-time (docs/quality.md).",
+)
+@click.option(
+    "--negatives",
+    type=_NEGATIVES,
+    default="auto" if _TRAIN.choose_negatives else _TRAIN.negative_candidates,
+    show_default=True,
+    help="Uniform negative items drawn per training triple; each step trains against the one "
+    "the model scores highest. `auto` chooses 1, 4 or 16 from the data by short validation "
+    "trials inside --max-train-time, keeping 1 unless more clearly win (docs/quality.md).",
 )
 @click.option(
     "--spectral-start/--no-spectral-start",

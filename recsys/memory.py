@@ -5,14 +5,15 @@ system an hour into training. The estimate counts what grows with the data after
 is read (which is already resident when the check runs): the graph and its TensorFlow copies,
 the BPR sampler's arrays, the model's tables (layer-0 embeddings, Adam's moments, the forward
 and backward propagations' intermediates), the evaluation's sets, one scoring block, a warm
-start's carried rows (held until the refit has used them), and the GF-CF baseline (its
+start's carried rows (held until the refit has used them), a step's negative candidates (the
+sampler's draws and the step's scored block), and the GF-CF baseline (its
 SVD's Lanczos vectors, its low-pass factors, its sparse products and the dense block its linear
 term adds), which runs while the trained model is still held. bench/scale.py and
 bench/memory_estimate.py print it beside the measured peak at each size.
 
 Public API:
     estimate_bytes(n_users, n_items, train_interactions, ratings, dim, *, warm_start=False,
-                   spectral_rank=0) -> int
+                   spectral_rank=0, batch=0, negative_candidates=1) -> int
     estimate_terms(...) -> dict[str, int]   the same, term by term
     estimate_run_bytes(snapshot, parts, config) -> int   estimate_bytes of a run's data and settings
     available_bytes() -> int           what this process may still take (cgroup limit, or RAM)
@@ -54,6 +55,9 @@ _LANCZOS_BYTES = 8
 #: GF-CF's linear term: the dense score block it adds (as large as the scoring block) and a
 #: group's two sparse products of at most 2^24 entries at 12 bytes an entry.
 _FILTER_BLOCK = (1 << 28) + 2 * (1 << 24) * 12
+#: Bytes per negative candidate of a batch's triple: the sampler's int64 draws, their sort keys
+#: and positions while it finds them.
+_PER_CANDIDATE = 40
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -67,18 +71,25 @@ def estimate_run_bytes(snapshot: "Snapshot", parts: "Holdout", config: "RunConfi
     """:func:`estimate_bytes` of a run: its data, its split and its settings (a refit trains on
     every interaction; GF-CF's rank is the one its filter will take on this split)."""
     from recsys.evaluation.spectral import filter_rank
+    from recsys.model.setting_choice import NEGATIVES
 
     rank = 0
     if config.gf_cf:
         rank = filter_rank(config.spectral_rank, int(parts.trained.sum()), len(parts.candidates))
+    train = config.train
+    interactions = len(snapshot.user) if config.refit else len(parts.train)
     return estimate_bytes(
         snapshot.n_users,
         snapshot.n_items,
-        len(snapshot.user) if config.refit else len(parts.train),
+        interactions,
         len(snapshot.rated_user),
-        config.train.dim,
+        train.dim,
         warm_start=config.warm_start is not None,
         spectral_rank=rank,
+        batch=train.batching(interactions)[0],
+        negative_candidates=NEGATIVES.highest
+        if train.choose_negatives
+        else train.negative_candidates,
     )
 
 
@@ -91,10 +102,15 @@ def estimate_terms(
     *,
     warm_start: bool = False,
     spectral_rank: int = 0,
+    batch: int = 0,
+    negative_candidates: int = 1,
 ) -> dict[str, int]:
     """:func:`estimate_bytes` by what needs it. A warm start is counted at its most, a row for
     every user and item: the check runs before the earlier version is read; ``spectral_rank`` is
-    the GF-CF baseline's (0 without it)."""
+    the GF-CF baseline's (0 without it); ``batch`` a step's triples, each with
+    ``negative_candidates`` (with more than one, the step also holds a batch × dim block of the
+    candidates' rows and their scores)."""
+    scored = batch * (dim + negative_candidates) * 4 if negative_candidates > 1 else 0
     nodes = n_users + n_items
     return {
         "fixed": _FIXED,
@@ -103,6 +119,7 @@ def estimate_terms(
         "ratings": ratings * _PER_RATING,
         "warm_start": nodes * (dim * 4 + _CARRIED_INDEX) if warm_start else 0,
         "gf_cf": _gf_cf_bytes(n_users, n_items, train_interactions, spectral_rank),
+        "negatives": batch * negative_candidates * _PER_CANDIDATE + scored,
     }
 
 

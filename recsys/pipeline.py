@@ -103,7 +103,7 @@ def _train_and_publish(run: RunContext, snapshot: Snapshot, parts: Holdout) -> R
     with timer("train"):
         trained = _fit(run, snapshot, parts.train, config.train, refit=False)
     stats.update(run_summary.training_stats(trained, config, device))
-    if (line := run_summary.l2_choice_line(trained, config.train.eval_k)) is not None:
+    for line in run_summary.choice_lines(trained, config.train.eval_k):
         report(line)
     report(run_summary.trained_line(trained))
     champion = run.earlier.champion
@@ -122,12 +122,12 @@ def _train_and_publish(run: RunContext, snapshot: Snapshot, parts: Holdout) -> R
     if run.judging.gate is not None:
         version, skipped = (champion.version, champion.skipped) if champion else (None, None)
         decision = promotion.decide(run.judging.gate, evaluation, version, skipped)
-    history, best_epoch, chosen_l2 = trained.history, trained.best_epoch, trained.chosen_l2
+    history, best_epoch, chosen = trained.history, trained.best_epoch, trained.chosen
     if config.refit:
         # The held-out model is evaluated: free it before the refit, and publish the refit's.
         del trained, embeddings
         with timer("refit"):
-            train = config.train.for_refit(best_epoch, chosen_l2)
+            train = config.train.for_refit(best_epoch, chosen)
             refit = _fit(run, snapshot, slice(None), train, refit=True)
             stats.update(run_summary.refit_stats(refit, len(snapshot.user)))
             report(run_summary.refit_line(refit, len(snapshot.user)))

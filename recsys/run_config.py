@@ -100,7 +100,8 @@ class RunConfig:
             problems.append(f"spectral alpha must be a number ≥ 0, got {self.spectral_alpha}")
         if not 0 <= train.val_ratio < 1:
             problems.append(f"validation ratio must be in [0, 1), got {train.val_ratio}")
-        for name in ("dim", "n_layers", "steps_per_epoch", "batch_size", "patience"):
+        positive = ("dim", "n_layers", "steps_per_epoch", "batch_size", "patience")
+        for name in (*positive, "negative_candidates"):
             value = getattr(train, name)
             if value is not None and value < (0 if name == "n_layers" else 1):
                 problems.append(f"{name} must be positive, got {value}")
@@ -130,9 +131,11 @@ class RunConfig:
         epochs = f"≤{t.max_epochs} epochs" if t.max_epochs else "as many epochs as fit"
         start = "spectral start" if t.spectral_start else "cold start"
         l2 = "auto" if t.choose_l2 else f"{t.l2:g}"
+        negatives = "auto" if t.choose_negatives else str(t.negative_candidates)
         return (
             f"{self.split} split, dim {t.dim}, {t.n_layers} layers, {batching}, "
-            f"lr {t.learning_rate:g}, l2 {l2}, {epochs}{budget}, seed {t.seed}, {start}, "
+            f"lr {t.learning_rate:g}, l2 {l2}, negatives {negatives}, {epochs}{budget}, "
+            f"seed {t.seed}, {start}, "
             f"baselines {','.join(self.baselines)}"
         )
 

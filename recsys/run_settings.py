@@ -97,19 +97,31 @@ def parse_cutoffs(value: object) -> tuple[int, ...]:
     return values
 
 
-#: ``--l2 auto``: the weight chosen from the data.
-AUTO_L2 = "auto"
+#: ``--l2 auto``, ``--negatives auto``: the setting chosen from the data by short validation
+#: trials (recsys/model/setting_choice.py).
+AUTO = "auto"
 
 
 def parse_l2(value: object) -> float | str:
-    """An L2 weight (RunConfig.check checks its range), or ``auto``: chosen from the data by
-    short validation trials (recsys/model/l2_choice.py)."""
-    if value == AUTO_L2:
-        return AUTO_L2
+    """An L2 weight (RunConfig.check checks its range), or ``auto``."""
+    if value == AUTO:
+        return AUTO
     try:
         return _number(value)
     except (TypeError, ValueError):
-        raise ValueError(f"expected a number or {AUTO_L2}, got {value!r}") from None
+        raise ValueError(f"expected a number or {AUTO}, got {value!r}") from None
+
+
+def parse_negatives(value: object) -> int | str:
+    """Negative candidates per triple (a whole number of at least 1), or ``auto``."""
+    if value == AUTO:
+        return AUTO
+    try:
+        return _whole(1).parse(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"expected a whole number of at least 1 or {AUTO}, got {value!r}"
+        ) from None
 
 
 def parse_baselines(value: object) -> tuple[str, ...]:
@@ -180,6 +192,7 @@ OPTIONS: dict[str, _Parser] = {
     **dict.fromkeys(("spectral_rank", "keep", "ray_workers", "ray_worker_cpus"), _whole(1)),
     **dict.fromkeys(("learning_rate", "test_ratio", "val_ratio", "min_rating"), _NUMBER),
     "l2": _Parser(parse_l2),
+    "negatives": _Parser(parse_negatives),
     **dict.fromkeys(("spectral_alpha", "ray_worker_gpus"), _NUMBER),
     "max_train_time": _Parser(parse_duration),
     "memory_limit": _Parser(parse_bytes),
@@ -199,7 +212,10 @@ _TRAIN_FIELDS = {
     "max_train_time": "max_train_seconds",
     **{name: name for name in ("dim", "steps_per_epoch", "batch_size", "learning_rate", "l2")},
     **{name: name for name in ("val_ratio", "patience", "seed", "spectral_start")},
+    "negatives": "negative_candidates",
 }
+#: Training settings that ``auto`` leaves to the trials, and the TrainConfig flag that asks.
+_AUTO_FLAGS = {"l2": "choose_l2", "negative_candidates": "choose_negatives"}
 _RUN_FIELDS = {
     name: name
     for name in (
@@ -328,9 +344,11 @@ def _parsed(name: str, value: object) -> object:
 
 def _run_config(values: Mapping[str, Any]) -> RunConfig:
     train = {field: values[name] for name, field in _TRAIN_FIELDS.items() if name in values}
-    if train.get("l2") == AUTO_L2:
-        del train["l2"]
-        train["choose_l2"] = True
+    for setting, flag in _AUTO_FLAGS.items():
+        if setting in train:
+            train[flag] = train[setting] == AUTO
+            if train[flag]:
+                del train[setting]
     run = {field: values[name] for name, field in _RUN_FIELDS.items() if name in values}
     return RunConfig(train=TrainConfig(**train), **run)
 

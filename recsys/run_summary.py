@@ -126,36 +126,46 @@ def training_stats(trained: TrainResult, config: RunConfig, device: str) -> dict
         "training_budget_limited": trained.schedule.budget_limited,
         "training_start": trained.start,
         "training_start_seconds": round(trained.start_seconds, 3),
-    } | l2_choice_stats(trained)
+    } | choice_stats(trained)
 
 
-def l2_choice_stats(trained: TrainResult) -> dict[str, Any]:
-    """Where the run chose its L2 weight: the weight and every trial, for ``show``."""
-    if not trained.l2_trials:
-        return {}
-    trials = [
-        {
-            "l2": t.l2,
-            "val_ndcg": round(t.ndcg, 4),
-            "users": t.users,
-            "epochs": t.epochs,
-            "seconds": round(t.seconds, 1),
-        }
-        for t in trained.l2_trials
-    ]
-    return {"training_l2_chosen": trained.chosen_l2, "training_l2_trials": trials}
+#: How ``show`` and ``run`` name each setting the trials choose.
+_CHOICE_NAMES = {"l2": "l2", "negative_candidates": "negatives"}
 
 
-def l2_choice_line(trained: TrainResult, eval_k: int) -> str | None:
-    """The weight the trials chose, and what each scored on validation."""
-    if not trained.l2_trials:
-        return None
-    scored = ", ".join(f"{t.l2:.3g}: {t.ndcg:.4f}" for t in trained.l2_trials)
-    seconds = sum(t.seconds for t in trained.l2_trials)
-    return (
-        f"l2 auto: chose {trained.chosen_l2:.3g} by validation ndcg@{eval_k} ({scored}; "
-        f"{seconds:.1f} s of trials)"
-    )
+def choice_stats(trained: TrainResult) -> dict[str, Any]:
+    """Where the run chose settings from its data: each value and every trial, for ``show``
+    (``training_l2_chosen``, ``training_l2_trials``, ``training_negatives_chosen``, ...)."""
+    stats: dict[str, Any] = {}
+    for setting, value in trained.chosen.items():
+        name = _CHOICE_NAMES[setting]
+        stats[f"training_{name}_chosen"] = value
+        stats[f"training_{name}_trials"] = [
+            {
+                name: t.value,
+                "val_ndcg": round(t.ndcg, 4),
+                "users": t.users,
+                "epochs": t.epochs,
+                "seconds": round(t.seconds, 1),
+            }
+            for t in trained.trials
+            if t.setting == setting
+        ]
+    return stats
+
+
+def choice_lines(trained: TrainResult, eval_k: int) -> list[str]:
+    """Each value the trials chose, and what each candidate scored on validation."""
+    lines = []
+    for setting, value in trained.chosen.items():
+        trials = [t for t in trained.trials if t.setting == setting]
+        scored = ", ".join(f"{t.value:.3g}: {t.ndcg:.4f}" for t in trials)
+        seconds = sum(t.seconds for t in trials)
+        lines.append(
+            f"{_CHOICE_NAMES[setting]} auto: chose {value:.3g} by validation ndcg@{eval_k} "
+            f"({scored}; {seconds:.1f} s of trials)"
+        )
+    return lines
 
 
 def trained_line(trained: TrainResult) -> str:

@@ -5,8 +5,10 @@ Public API:
     compute_device() -> str, where the model's arithmetic runs ("GPU:0 (name)" or "CPU")
     device_description() -> str, that device as a run reports it (the CPU's with its CSR kernel)
     BlockedProduct(matrix, dim, block_bytes=None, native=None)  (table) -> matrix @ table, blocked
-    LightGCN(interactions, *, dim, n_layers, l2, learning_rate, seed=0, initial=None, native=None)
-        .train_step(users, positives, negatives) -> (loss, bpr_loss) tensors; one Adam step
+    LightGCN(interactions, *, dim, n_layers, l2, learning_rate, seed=0, negative_candidates=1,
+             initial=None, native=None)
+        .train_step(users, positives, negatives) -> (loss, bpr_loss) tensors; one Adam step;
+            with c negative candidates, negatives is (batch, c) and the best-scored of c is used
         .propagate()                              -> (user_final, item_final) tensors
         .embeddings()                             -> (user_emb, item_emb) float32 numpy
         .get_weights() / .set_weights(weights)    -> layer-0 tables + optimiser state snapshot
@@ -204,6 +206,7 @@ class LightGCN(tf.Module):
             l2=config.l2,
             learning_rate=config.learning_rate,
             seed=config.seed,
+            negative_candidates=config.negative_candidates,
             initial=initial,
             native=native,
         )
@@ -217,6 +220,7 @@ class LightGCN(tf.Module):
         l2: float,
         learning_rate: float,
         seed: int = 0,
+        negative_candidates: int = 1,
         initial: InitialState | None = None,
         native: bool | None = None,
     ) -> None:
@@ -243,8 +247,12 @@ class LightGCN(tf.Module):
         self._t = tf.Variable(0.0, trainable=False)
         self._r = BlockedProduct(interactions, dim, native=native)
         self._rt = BlockedProduct(interactions.T, dim, native=native)
+        self.negative_candidates = negative_candidates
         spec = tf.TensorSpec([None], tf.int32)
-        self.train_step = tf.function(self._train_step, input_signature=[spec, spec, spec])
+        negatives = tf.TensorSpec(
+            [None] if negative_candidates == 1 else [None, negative_candidates], tf.int32
+        )
+        self.train_step = tf.function(self._train_step, input_signature=[spec, spec, negatives])
 
     def propagate(self) -> tuple[tf.Tensor, tf.Tensor]:
         """Final embeddings of all users and items: mean over layers 0..K of Â^k E⁰."""
@@ -280,6 +288,8 @@ class LightGCN(tf.Module):
         sum_users, sum_items = self._sum_of_layers(self.users.read_value(), self.items.read_value())
         e_user = tf.gather(sum_users, users) * self._scale
         e_pos = tf.gather(sum_items, positives) * self._scale
+        if self.negative_candidates > 1:
+            negatives = self._hardest(sum_items, e_user, negatives)
         e_neg = tf.gather(sum_items, negatives) * self._scale
         margin = tf.reduce_sum(e_user * (e_pos - e_neg), axis=1)
         batch = tf.cast(tf.shape(users)[0], tf.float32)
@@ -316,6 +326,16 @@ class LightGCN(tf.Module):
         )
         self._adam(grad_users, grad_items)
         return loss, bpr
+
+    def _hardest(self, sum_items: tf.Tensor, e_user: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+        """Each row's best-scored candidate item, scoring one candidate column at a time so
+        that a step holds one batch × dim block of candidates, not one per candidate."""
+        scores = [
+            tf.reduce_sum(e_user * tf.gather(sum_items, candidates[:, column]), axis=1)
+            for column in range(self.negative_candidates)
+        ]
+        pick = tf.argmax(tf.stack(scores, axis=1), axis=1, output_type=tf.int32)
+        return tf.gather(candidates, pick, batch_dims=1)
 
     def _adam(self, grad_users: tf.Tensor, grad_items: tf.Tensor) -> None:
         """Dense Adam: the propagated gradient touches nearly every row anyway."""

@@ -2,6 +2,7 @@
 without importing TensorFlow (which takes seconds). Why these defaults: recsys/model/train.py."""
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 #: Adam's initial rate for a warm-started run where none is given: it starts near a trained
@@ -17,12 +18,16 @@ class TrainConfig:
     dim, n_layers: embedding size and propagation depth (paper: 64, 3).
     l2: weight of the layer-0 L2 penalty on each batch's embeddings.
     choose_l2: choose the weight from the data instead, by short validation trials at the start
-        of training inside its budget (recsys/model/l2_choice.py); ``l2`` is then unused.
+        of training inside its budget (recsys/model/setting_choice.py); ``l2`` is then unused.
     learning_rate: Adam's initial rate, decayed by a half cosine to 0 over the training steps.
     steps_per_epoch: steps in an epoch; the batch is the training interactions divided among
         them, so an epoch costs the same number of full-graph propagations at any data size.
     batch_size: triples per step instead (an epoch then has interactions ÷ batch steps, which
         grows with the data); None to use ``steps_per_epoch``.
+    negative_candidates: uniform non-positive items drawn per triple; the step trains against
+        the one the model scores highest (dynamic negative sampling, Zhang et al., SIGIR 2013).
+    choose_negatives: choose ``negative_candidates`` from the data instead, by trials as for
+        ``choose_l2`` (before them, where both are asked for).
     max_epochs: epochs to train (fewer if early stopping fires or the time budget is short);
         None with a time budget: as many as the budget allows.
     max_train_seconds: time budget of training; the schedule is sized from the measured speed
@@ -44,6 +49,8 @@ class TrainConfig:
     learning_rate: float = 0.1
     steps_per_epoch: int = 16
     batch_size: int | None = None
+    negative_candidates: int = 1
+    choose_negatives: bool = True
     max_epochs: int | None = 40
     max_train_seconds: float | None = None
     val_ratio: float = 0.0
@@ -52,13 +59,16 @@ class TrainConfig:
     seed: int = 0
     spectral_start: bool = True
 
-    def for_refit(self, best_epoch: int, chosen_l2: float | None = None) -> "TrainConfig":
+    def for_refit(
+        self, best_epoch: int, chosen: Mapping[str, float] | None = None
+    ) -> "TrainConfig":
         """The settings of a refit on every interaction after a held-out run whose best epoch was
         ``best_epoch``: the same epochs (or time budget); with validation, the epochs it chose,
-        without holding any out; with an L2 weight the run chose, that weight."""
+        without holding any out; where the run chose settings by trials (``chosen``: field and
+        value), those values, without choosing again."""
         refit = self
-        if chosen_l2 is not None:
-            refit = replace(refit, l2=chosen_l2, choose_l2=False)
+        if chosen:
+            refit = replace(refit, **chosen, choose_l2=False, choose_negatives=False)
         if self.val_ratio > 0:
             return replace(refit, max_epochs=best_epoch, val_ratio=0.0)
         return refit

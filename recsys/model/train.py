@@ -6,7 +6,7 @@ Public API:
     EpochStats(epoch, loss, val_ndcg, learning_rate, seconds)
     Schedule(batch_size, steps_per_epoch, total_steps, budget_limited)  .rate(config, step)
     TrainResult(model, history, best_epoch, schedule, steps, last_rate, start, start_seconds,
-                l2_trials)
+                trials)  .chosen -> {setting: value} the trials chose
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None,
         *, after_epoch=None, initial=None, clock=time.perf_counter) -> TrainResult
 
@@ -37,8 +37,9 @@ from recsys.data.graph import interaction_matrix, normalized_interactions
 from recsys.data.sampler import BprSampler
 from recsys.errors import RecsysError
 from recsys.evaluation.evaluate import embedding_metrics
-from recsys.model.l2_choice import VALIDATION_RATIO, L2Trial, best_l2, choose_l2
+from recsys.model import setting_choice
 from recsys.model.lightgcn import LightGCN
+from recsys.model.setting_choice import VALIDATION_RATIO, Trial
 from recsys.model.settings import TrainConfig
 from recsys.model.spectral_start import spectral_start
 from recsys.model.warm_start import InitialState
@@ -80,8 +81,8 @@ class TrainResult:
     """The trained model (at its best epoch's weights), per-epoch history, best epoch, the
     schedule that training followed (as re-planned under a budget), the steps it took, where
     its layer-0 rows started (``warm``, ``spectral`` or ``cold``), the seconds that start's
-    SVD took (inside the time budget) and, where the run chose its L2 weight, the trials (the
-    model's is the best of them)."""
+    SVD took (inside the time budget) and, where the run chose settings from the data, the
+    trials (the model's values are the best of them)."""
 
     model: LightGCN
     history: list[EpochStats]
@@ -92,12 +93,16 @@ class TrainResult:
     last_rate: float
     start: str = "cold"
     start_seconds: float = 0.0
-    l2_trials: tuple[L2Trial, ...] = ()
+    trials: tuple[Trial, ...] = ()
 
     @property
-    def chosen_l2(self) -> float | None:
-        """The weight the trials chose (None where the run was given one)."""
-        return best_l2(self.l2_trials)
+    def chosen(self) -> dict[str, float]:
+        """The TrainConfig fields the trials chose and their values (empty where none was)."""
+        values = {
+            ladder.setting: setting_choice.chosen(ladder, self.trials)
+            for ladder in (setting_choice.NEGATIVES, setting_choice.L2)
+        }
+        return {setting: value for setting, value in values.items() if value is not None}
 
 
 StepProgress = Callable[[int, int], None]
@@ -128,14 +133,14 @@ def fit(
     (``bench/quality.py --curve``) without a training loop of its own. ``initial`` warm-starts
     the layer-0 rows of the users and items an earlier version learnt (recsys/model/warm_start.py).
 
-    With ``choose_l2`` the L2 weight is chosen first by short trials (recsys/model/l2_choice.py)
-    inside the same budget.
+    With ``choose_negatives`` or ``choose_l2`` those settings are chosen first by short trials
+    (recsys/model/setting_choice.py) inside the same budget.
 
     Raises ValueError when no user has an item outside their training items (BPR has no
     negative to sample), and RecsysError when the loss stops being finite.
     """
-    if config.choose_l2:
-        return _fit_choosing_l2(
+    if setting_choice.ladders(config):
+        return _fit_choosing(
             users, items, n_users, n_items, config, on_epoch, on_step, after_epoch, initial, clock
         )
     started = clock()
@@ -176,7 +181,9 @@ def fit(
         while step < epoch_end:
             last_rate = schedule.rate(config, step)
             model.learning_rate.assign(last_rate)
-            losses.append(model.train_step(*sampler.batch(batch_size))[0])
+            losses.append(
+                model.train_step(*sampler.batch(batch_size, config.negative_candidates))[0]
+            )
             step += 1
             if on_step is not None:
                 on_step(step - epoch_start, epoch_end - epoch_start)
@@ -214,7 +221,7 @@ def fit(
     )
 
 
-def _fit_choosing_l2(
+def _fit_choosing(
     users: np.ndarray,
     items: np.ndarray,
     n_users: int,
@@ -227,15 +234,16 @@ def _fit_choosing_l2(
     clock: Callable[[], float],
 ) -> TrainResult:
     """Trials on the training interactions less a validation share, all from one start (a warm
-    start's rows, else the fit graph's spectrum, else the seed's noise), then the model at the
-    best weight on all of them in what remains of the budget. A carve that holds nothing out
-    (every user has one interaction) leaves the weight as given."""
+    start's rows, else the fit graph's spectrum, else the seed's noise), one setting after the
+    other, then the model at the chosen values on all of them in what remains of the budget. A
+    carve that holds nothing out (every user has one interaction) leaves the settings as given."""
     started = clock()
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     ratio = config.val_ratio or VALIDATION_RATIO
     fit_idx, val_idx = split.validation(users, np.arange(len(users)), ratio, config.seed)
-    trials: list[L2Trial] = []
+    trials: list[Trial] = []
+    final = replace(config, choose_l2=False, choose_negatives=False)
     if len(val_idx):
         shared = initial
         if shared is None and config.spectral_start:
@@ -249,39 +257,36 @@ def _fit_choosing_l2(
             trained = fit(fit_users, fit_items, n_users, n_items, cold, initial=shared, clock=clock)
             return (*trained.model.embeddings(), len(trained.history))
 
-        trials = choose_l2(
-            users[fit_idx],
-            items[fit_idx],
-            users[val_idx],
-            items[val_idx],
-            n_users,
-            n_items,
-            config,
-            trial,
-            clock,
-        )
+        for ladder in setting_choice.ladders(config):
+            tried = setting_choice.choose(
+                ladder,
+                users[fit_idx],
+                items[fit_idx],
+                users[val_idx],
+                items[val_idx],
+                n_users,
+                n_items,
+                final,
+                trial,
+                clock,
+            )
+            final = replace(final, **{ladder.setting: setting_choice.chosen(ladder, tried)})
+            trials += tried
     budget = config.max_train_seconds
     remaining = None if budget is None else max(budget - (clock() - started), 0.0)
-    chosen = best_l2(trials)
-    final = replace(
-        config,
-        choose_l2=False,
-        l2=config.l2 if chosen is None else chosen,
-        max_train_seconds=remaining,
-    )
     trained = fit(
         users,
         items,
         n_users,
         n_items,
-        final,
+        replace(final, max_train_seconds=remaining),
         on_epoch,
         on_step,
         after_epoch=after_epoch,
         initial=initial,
         clock=clock,
     )
-    return replace(trained, l2_trials=tuple(trials))
+    return replace(trained, trials=tuple(trials))
 
 
 @dataclass(frozen=True)

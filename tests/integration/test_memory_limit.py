@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 
 from recsys import memory
 from recsys.errors import InvalidInput
+from recsys.model.setting_choice import NEGATIVES
 from tests.integration._run_data import (
     FAST_OPTIONS,
     cli,
@@ -40,6 +41,8 @@ def sized(database_url: URL) -> Iterator[tuple[sa.Engine, str, int]]:
             stats["ratings_read"],
             dim,
             spectral_rank=stats["gf_cf"]["rank"],
+            batch=stats["training_batch_size"],
+            negative_candidates=NEGATIVES.highest,  # chosen by trials: counted at the most
         )
         assert stats["memory_estimate_mib"] == estimate >> 20
         yield engine, name, estimate

@@ -521,6 +521,34 @@ def test_l2_auto_chooses_the_weight_by_validation_and_show_says_which(
     assert refused.exit_code == 2 and "expected a number or auto, got 'some'" in refused.output
 
 
+def test_negatives_are_chosen_by_validation_unless_given(
+    populated: Populated, database_url: URL
+) -> None:
+    """By default the negative candidates are chosen by trials (1 and 4 at least), recorded and
+    reported; ``--negatives N`` trains with N and no trials; 0 is refused."""
+    engine, name = populated
+    result = cli(database_url, name, "--model-version", "negatives-auto", *FAST_OPTIONS)
+    assert result.exit_code == 0, result.output
+    assert "negatives auto, " in result.stdout and "negatives auto: chose " in result.stdout
+    given = cli(
+        database_url, name, "--model-version", "negatives-4", *FAST_OPTIONS, "--negatives", "4"
+    )
+    assert given.exit_code == 0, given.output
+    assert "negatives 4, " in given.stdout and "auto: chose" not in given.stdout
+    with engine.connect() as conn:
+        auto, four = version_row(conn, "negatives-auto"), version_row(conn, "negatives-4")
+    trials = auto.data_stats["training_negatives_trials"]
+    assert [t["negatives"] for t in trials][:2] == [1, 4] and all(t["users"] > 0 for t in trials)
+    assert auto.data_stats["training_negatives_chosen"] in [t["negatives"] for t in trials]
+    assert auto.params["choose_negatives"] is True
+    assert (four.params["choose_negatives"], four.params["negative_candidates"]) == (False, 4)
+    assert "training_negatives_chosen" not in four.data_stats
+    refused = cli(
+        database_url, name, "--model-version", "negatives-0", *FAST_OPTIONS, "--negatives", "0"
+    )
+    assert refused.exit_code == 2 and "expected a whole number of at least 1" in refused.output
+
+
 def test_the_baselines_option_leaves_the_filter_out(
     populated: Populated, database_url: URL
 ) -> None:

@@ -38,6 +38,7 @@ def test_the_terms_add_up_to_the_estimate() -> None:
         "ratings": 30_000 * 24,
         "warm_start": 0,
         "gf_cf": 0,
+        "negatives": 0,
     }
     assert sum(terms.values()) == memory.estimate_bytes(*SIZE)
 
@@ -81,3 +82,11 @@ def test_the_gf_cf_baseline_adds_its_svd_factors_products_and_block() -> None:
     factors = (users + 2 * items) * rank * 4
     assert added == svd + factors + interactions * 64 + (1 << 28) + 2 * (1 << 24) * 12
     assert added == memory.estimate_terms(*SIZE, spectral_rank=rank)["gf_cf"]
+
+
+def test_negative_candidates_add_the_samplers_draws_and_a_scored_block() -> None:
+    """A batch of 1,000 triples: 40 bytes per candidate drawn, and with more than one candidate
+    a batch × (dim + candidates) float32 block the step scores them in."""
+    assert memory.estimate_terms(*SIZE, batch=1_000)["negatives"] == 1_000 * 40
+    four = memory.estimate_terms(*SIZE, batch=1_000, negative_candidates=4)["negatives"]
+    assert four == 1_000 * 4 * 40 + 1_000 * (32 + 4) * 4

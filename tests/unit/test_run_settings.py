@@ -134,3 +134,14 @@ def test_l2_auto_chooses_the_weight_and_a_number_sets_it() -> None:
     for bad in ("lots", True):
         with pytest.raises(InvalidInput, match="l2: expected a number or auto"):
             resolve({"model_version": "v", "l2": bad})
+
+
+def test_negatives_are_chosen_by_default_and_a_number_sets_them() -> None:
+    default = resolve({"model_version": "v"}).config.train
+    assert default.choose_negatives and default.negative_candidates == 1
+    assert resolve({"model_version": "v", "negatives": "auto"}).config.train == default
+    given = resolve({"model_version": "v", "negatives": 4}).config.train
+    assert (given.choose_negatives, given.negative_candidates) == (False, 4)
+    for bad in (0, "some", 2.5, True):
+        with pytest.raises(InvalidInput, match="negatives: expected a whole number of at least 1"):
+            resolve({"model_version": "v", "negatives": bad})
