@@ -160,6 +160,7 @@ def _fit(
         on_epoch,
         run.on_step,
         initial=warm.state if warm is not None else None,
+        on_trial=lambda trial: run.report(run_summary.trial_line(trial, train.eval_k)),
     )
 
 

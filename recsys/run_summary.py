@@ -6,6 +6,7 @@ Public API:
     PhaseTimer()    ``with timer("train"):``; ``.seconds``
     data_lines(stats, split), epoch_line(epoch, eval_k, refit=False)
     training_stats(trained, config, device), trained_line(trained)
+    trial_line(trial, eval_k), choice_lines(trained, eval_k)   settings chosen from the data
     refit_stats(refit, interactions), refit_line(refit, interactions)
     beaten_by(evaluation, report), short_lists(short, k, report)
 """
@@ -19,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from recsys.evaluation.evaluate import BASELINE_ROWS, EvaluationRow
+from recsys.model.setting_choice import Trial
 from recsys.model.train import EpochStats, TrainResult
 from recsys.run_config import RunConfig
 from recsys.scoring import outputs
@@ -152,6 +154,14 @@ def choice_stats(trained: TrainResult) -> dict[str, Any]:
             if t.setting == setting
         ]
     return stats
+
+
+def trial_line(trial: Trial, eval_k: int) -> str:
+    """A trial as it ends, so that the minutes before the first epoch show what they do."""
+    return (
+        f"trial {_CHOICE_NAMES[trial.setting]} {trial.value:.3g}: validation ndcg@{eval_k} "
+        f"{trial.ndcg:.4f} ({trial.epochs} epochs, {trial.seconds:.1f} s)"
+    )
 
 
 def choice_lines(trained: TrainResult, eval_k: int) -> list[str]:

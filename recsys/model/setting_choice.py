@@ -35,7 +35,8 @@ Public API:
     chosen(ladder, trials) -> float | None   the ladder's value: the best trial's where it clearly
         beats the reference's, else the reference (None without trials of that setting)
     choose(ladder, fit_users, fit_items, val_users, val_items, n_users, n_items, config, trial,
-           clock=time.perf_counter) -> list[Trial]   the ladder's trials, in the order run
+           clock=time.perf_counter, on_trial=None) -> list[Trial]   the ladder's trials, in the
+        order run, each passed to ``on_trial`` as it ends
 """
 
 import math
@@ -153,6 +154,7 @@ def choose(
     config: TrainConfig,
     trial: TrialFit,
     clock: Callable[[], float] = time.perf_counter,
+    on_trial: Callable[[Trial], None] | None = None,
 ) -> list[Trial]:
     """Train the ladder's candidates with ``trial`` on the fit interactions and score each on
     the validation ones (the fit ones excluded from its lists), moving outward while an end
@@ -176,6 +178,8 @@ def choose(
         ndcg = metrics.values[("ndcg", config.eval_k)]
         seconds = clock() - started
         trials.append(Trial(ladder.setting, kind(value), ndcg, metrics.n_users, epochs, seconds))
+        if on_trial is not None:
+            on_trial(trials[-1])
 
     for value in ladder.first:
         run(value)

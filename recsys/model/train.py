@@ -8,7 +8,7 @@ Public API:
     TrainResult(model, history, best_epoch, schedule, steps, last_rate, start, start_seconds,
                 trials)  .chosen -> {setting: value} the trials chose
     fit(users, items, n_users, n_items, config=TrainConfig(), on_epoch=None, on_step=None,
-        *, after_epoch=None, initial=None, clock=time.perf_counter) -> TrainResult
+        *, after_epoch=None, initial=None, clock=time.perf_counter, on_trial=None) -> TrainResult
 
 Why a fixed number of steps per epoch: a step propagates the whole graph, and costs about the
 same at any batch size, so an epoch of interactions ÷ a fixed batch costs time that grows with
@@ -120,6 +120,7 @@ def fit(
     after_epoch: Callable[[LightGCN], None] | None = None,
     initial: InitialState | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    on_trial: Callable[[Trial], None] | None = None,
 ) -> TrainResult:
     """Train LightGCN on the given training interactions (contiguous indices).
 
@@ -134,15 +135,15 @@ def fit(
     the layer-0 rows of the users and items an earlier version learnt (recsys/model/warm_start.py).
 
     With ``choose_negatives`` or ``choose_l2`` those settings are chosen first by short trials
-    (recsys/model/setting_choice.py) inside the same budget.
+    (recsys/model/setting_choice.py) inside the same budget, each trial passed to ``on_trial``
+    as it ends.
 
     Raises ValueError when no user has an item outside their training items (BPR has no
     negative to sample), and RecsysError when the loss stops being finite.
     """
     if setting_choice.ladders(config):
-        return _fit_choosing(
-            users, items, n_users, n_items, config, on_epoch, on_step, after_epoch, initial, clock
-        )
+        callbacks = _Callbacks(on_epoch, on_step, after_epoch, on_trial)
+        return _fit_choosing(users, items, n_users, n_items, config, callbacks, initial, clock)
     started = clock()
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
@@ -227,9 +228,7 @@ def _fit_choosing(
     n_users: int,
     n_items: int,
     config: TrainConfig,
-    on_epoch: Callable[[EpochStats], None] | None,
-    on_step: StepProgress | None,
-    after_epoch: Callable[[LightGCN], None] | None,
+    callbacks: "_Callbacks",
     initial: InitialState | None,
     clock: Callable[[], float],
 ) -> TrainResult:
@@ -269,6 +268,7 @@ def _fit_choosing(
                 final,
                 trial,
                 clock,
+                callbacks.on_trial,
             )
             final = replace(final, **{ladder.setting: setting_choice.chosen(ladder, tried)})
             trials += tried
@@ -280,13 +280,23 @@ def _fit_choosing(
         n_users,
         n_items,
         replace(final, max_train_seconds=remaining),
-        on_epoch,
-        on_step,
-        after_epoch=after_epoch,
+        callbacks.on_epoch,
+        callbacks.on_step,
+        after_epoch=callbacks.after_epoch,
         initial=initial,
         clock=clock,
     )
     return replace(trained, trials=tuple(trials))
+
+
+@dataclass(frozen=True)
+class _Callbacks:
+    """What ``fit`` reports to, passed on from the trials to the model's training."""
+
+    on_epoch: Callable[[EpochStats], None] | None
+    on_step: StepProgress | None
+    after_epoch: Callable[[LightGCN], None] | None
+    on_trial: Callable[[Trial], None] | None
 
 
 @dataclass(frozen=True)

@@ -530,6 +530,8 @@ def test_negatives_are_chosen_by_validation_unless_given(
     result = cli(database_url, name, "--model-version", "negatives-auto", *FAST_OPTIONS)
     assert result.exit_code == 0, result.output
     assert "negatives auto, " in result.stdout and "negatives auto: chose " in result.stdout
+    assert "trial negatives 1: validation ndcg@10 " in result.stdout  # before the first epoch
+    assert result.stdout.index("trial negatives 4:") < result.stdout.index("epoch   1:")
     given = cli(
         database_url, name, "--model-version", "negatives-4", *FAST_OPTIONS, "--negatives", "4"
     )
