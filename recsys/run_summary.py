@@ -147,7 +147,7 @@ def choice_stats(trained: TrainResult) -> dict[str, Any]:
                 name: t.value,
                 "val_ndcg": round(t.ndcg, 4),
                 "users": t.users,
-                "epochs": t.epochs,
+                "epochs": round(t.epochs, 2),
                 "seconds": round(t.seconds, 1),
             }
             for t in trained.trials
@@ -160,7 +160,7 @@ def trial_line(trial: Trial, eval_k: int) -> str:
     """A trial as it ends, so that the minutes before the first epoch show what they do."""
     return (
         f"trial {_CHOICE_NAMES[trial.setting]} {trial.value:.3g}: validation ndcg@{eval_k} "
-        f"{trial.ndcg:.4f} ({trial.epochs} epochs, {trial.seconds:.1f} s)"
+        f"{trial.ndcg:.4f} ({trial.epochs:.3g} epochs, {trial.seconds:.1f} s)"
     )
 
 
@@ -171,8 +171,15 @@ def choice_lines(trained: TrainResult, eval_k: int) -> list[str]:
         trials = [t for t in trained.trials if t.setting == setting]
         scored = ", ".join(f"{t.value:.3g}: {t.ndcg:.4f}" for t in trials)
         seconds = sum(t.seconds for t in trials)
+        name = _CHOICE_NAMES[setting]
+        if len(trials) == 1:
+            lines.append(
+                f"{name} auto: kept {value:.3g}: a trial's share of the budget trained "
+                f"{trials[0].epochs:.2g} epochs, too few to compare candidates ({seconds:.1f} s)"
+            )
+            continue
         lines.append(
-            f"{_CHOICE_NAMES[setting]} auto: chose {value:.3g} by validation ndcg@{eval_k} "
+            f"{name} auto: chose {value:.3g} by validation ndcg@{eval_k} "
             f"({scored}; {seconds:.1f} s of trials)"
         )
     return lines

@@ -17,7 +17,11 @@ on ML-100K by epoch 6, then falls far behind), while complete 10-epoch schedules
 weights on ML-100K as complete 40-epoch ones do at the top (1e-3 first on all three seeds).
 Each setting has a :class:`Ladder`: first candidates around its default, then outward one step
 at a time while an end of the ladder wins, within its bounds and trial count. Settings are
-chosen one after the other, each trial at the values chosen before it.
+chosen one after the other, each trial at the values chosen before it. Where a trial's share of
+the budget trains under ``MIN_TRIAL_EPOCHS`` (a short budget on a large graph: at 20M
+interactions an epoch takes about 40 s), the trials could not tell the candidates apart and would
+only take time from training: after the default's trial, which runs first, the rest are skipped
+and the default is kept.
 
 The default (the ladder's ``reference``) is kept unless the best trial beats it by more than
 twice the standard error of the difference: on the Amazon-Book sample the trials put an L2 of
@@ -29,7 +33,7 @@ Public API:
     Ladder(setting, reference, first, step, lowest, highest, max_trials)   a setting's candidates
     L2, NEGATIVES                         the ladders of TrainConfig.l2 and .negative_candidates
     Trial(setting, value, ndcg, users, epochs, seconds)   a candidate and its validation NDCG
-    TRIAL_SHARE, VALIDATION_RATIO, SCORED_USERS
+    TRIAL_SHARE, MIN_TRIAL_EPOCHS, VALIDATION_RATIO, SCORED_USERS
     ladders(config) -> list[Ladder]       the ladders ``config`` asks to choose
     trial_settings(config) -> TrainConfig a trial's short schedule (no choice, no carve)
     chosen(ladder, trials) -> float | None   the ladder's value: the best trial's where it clearly
@@ -87,6 +91,8 @@ NEGATIVES = Ladder("negative_candidates", 1, (1, 4), 4, 1, 16, 3, "choose_negati
 #: Share of the time budget each trial trains for; with no budget a trial trains a quarter of
 #: the run's epochs.
 TRIAL_SHARE = 0.05
+#: Epochs a trial must train for the trials to go on (see above).
+MIN_TRIAL_EPOCHS = 1.0
 #: Share of each user's training interactions the trials are scored on (when the run itself
 #: validates, its own ratio).
 VALIDATION_RATIO = 0.1
@@ -95,8 +101,9 @@ VALIDATION_RATIO = 0.1
 #: 0.002, well under the gaps between candidates measured.
 SCORED_USERS = 10_000
 
-#: Trains one candidate: (users, items, settings) -> (user rows, item rows, epochs trained).
-TrialFit = Callable[[np.ndarray, np.ndarray, TrainConfig], tuple[np.ndarray, np.ndarray, int]]
+#: Trains one candidate: (users, items, settings) -> (user rows, item rows, epochs trained, a
+#: fraction where the budget ended the schedule inside its first epoch).
+TrialFit = Callable[[np.ndarray, np.ndarray, TrainConfig], tuple[np.ndarray, np.ndarray, float]]
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ class Trial:
     value: float
     ndcg: float
     users: int
-    epochs: int
+    epochs: float
     seconds: float
 
 
@@ -157,8 +164,9 @@ def choose(
     on_trial: Callable[[Trial], None] | None = None,
 ) -> list[Trial]:
     """Train the ladder's candidates with ``trial`` on the fit interactions and score each on
-    the validation ones (the fit ones excluded from its lists), moving outward while an end
-    of the ladder wins. At most ``SCORED_USERS`` users' lists are scored."""
+    the validation ones (the fit ones excluded from its lists), the reference first, moving
+    outward while an end of the ladder wins; only the reference where its trial trained under
+    ``MIN_TRIAL_EPOCHS``. At most ``SCORED_USERS`` users' lists are scored."""
     scored = np.unique(val_users)
     if len(scored) > SCORED_USERS:
         scored = np.random.default_rng(config.seed).choice(scored, SCORED_USERS, replace=False)
@@ -181,8 +189,12 @@ def choose(
         if on_trial is not None:
             on_trial(trials[-1])
 
+    run(ladder.reference)
+    if trials[0].epochs < MIN_TRIAL_EPOCHS:
+        return trials
     for value in ladder.first:
-        run(value)
+        if not math.isclose(value, ladder.reference):
+            run(value)
     while len(trials) < ladder.max_trials:
         values = sorted(t.value for t in trials)
         best = max(trials, key=lambda t: t.ndcg).value

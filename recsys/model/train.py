@@ -251,10 +251,10 @@ def _fit_choosing(
 
         def trial(
             fit_users: np.ndarray, fit_items: np.ndarray, settings: TrainConfig
-        ) -> tuple[np.ndarray, np.ndarray, int]:
+        ) -> tuple[np.ndarray, np.ndarray, float]:
             cold = replace(settings, spectral_start=False)
             trained = fit(fit_users, fit_items, n_users, n_items, cold, initial=shared, clock=clock)
-            return (*trained.model.embeddings(), len(trained.history))
+            return (*trained.model.embeddings(), trained.steps / trained.schedule.steps_per_epoch)
 
         for ladder in setting_choice.ladders(config):
             tried = setting_choice.choose(

@@ -21,7 +21,9 @@ from recsys.model.settings import TrainConfig
 from recsys.model.train import fit
 
 N_USERS = 400
-FIRST_CANDIDATES, MAX_TRIALS, REFERENCE = L2.first, L2.max_trials, L2.reference
+MAX_TRIALS, REFERENCE = L2.max_trials, L2.reference
+#: The first candidates in the order tried: the default first.
+FIRST_CANDIDATES = (REFERENCE, L2.first[0], L2.first[2])
 
 
 def _away(value: float, target: float, ladder=L2) -> int:
@@ -29,7 +31,7 @@ def _away(value: float, target: float, ladder=L2) -> int:
     return round(abs(math.log(value / target, ladder.step)))
 
 
-def _ranking_worse_away_from(target: float, ladder=L2):
+def _ranking_worse_away_from(target: float, ladder=L2, epochs: float | None = None):
     """A trial whose lists get worse the further its value of the ladder's setting is from
     ``target``: user u's validation item is u, and for a tenth of the users per step away it
     scores below every other item, so validation NDCG@10 is 1 - d / 10 (d steps away)."""
@@ -42,13 +44,13 @@ def _ranking_worse_away_from(target: float, ladder=L2):
         user_rows = np.eye(N_USERS, dtype=np.float32)
         item_rows = np.zeros((2 * N_USERS, N_USERS), np.float32)
         item_rows[:N_USERS] = np.eye(N_USERS) * np.where(np.arange(N_USERS) < away, -1, 1)[:, None]
-        return user_rows, item_rows, settings.max_epochs
+        return user_rows, item_rows, settings.max_epochs if epochs is None else epochs
 
     return trial, tried
 
 
-def _choose(target: float, ladder=L2) -> tuple[list, list[float]]:
-    trial, tried = _ranking_worse_away_from(target, ladder)
+def _choose(target: float, ladder=L2, epochs: float | None = None) -> tuple[list, list[float]]:
+    trial, tried = _ranking_worse_away_from(target, ladder, epochs)
     users = np.arange(N_USERS)
     trials = choose(
         ladder, users, users + N_USERS, users, users, N_USERS, 2 * N_USERS, TrainConfig(), trial
@@ -88,6 +90,17 @@ def test_the_negatives_ladder_stays_within_its_bounds(target: int, expected: lis
     assert chosen(L2, trials) is None  # no trial of that setting
 
 
+def test_trials_shorter_than_an_epoch_keep_the_default_after_its_own() -> None:
+    """A budget whose trial share trains half an epoch cannot rank the candidates: only the
+    default's trial runs, and it is kept even where another value would have won."""
+    trials, tried = _choose(1e-2, epochs=0.5)
+    assert tried == [REFERENCE] and chosen(L2, trials) == REFERENCE
+    trials, tried = _choose(16, NEGATIVES, epochs=0.99)
+    assert tried == [1] and chosen(NEGATIVES, trials) == 1
+    _, tried = _choose(16, NEGATIVES, epochs=1.0)
+    assert tried == [1, 4, 16]
+
+
 def test_a_lead_inside_the_noise_keeps_the_default() -> None:
     """0.02 NDCG ahead on 400 users is inside twice the standard error (about 0.07 here); 0.1
     ahead is not; without trials there is nothing to choose."""
@@ -105,8 +118,8 @@ def test_a_trial_scores_at_most_scored_users(monkeypatch: pytest.MonkeyPatch) ->
     (as many of the 7 as it ranks first), never the 0.9 of all 400."""
     monkeypatch.setattr(setting_choice, "SCORED_USERS", 7)
     trials, _ = _choose(1e-3)
-    assert {t.users for t in trials} == {7} and trials[1].ndcg == 1.0
-    for trial in (trials[0], trials[2]):
+    assert {t.users for t in trials} == {7} and trials[0].ndcg == 1.0  # the default, exact
+    for trial in trials[1:]:
         assert trial.ndcg * 7 == pytest.approx(round(trial.ndcg * 7))
 
 
@@ -166,3 +179,25 @@ def test_a_refit_trains_at_the_chosen_values_without_choosing_again() -> None:
     assert (refit.l2, refit.negative_candidates, refit.max_epochs) == (10**-2.5, 4, 7)
     assert not refit.choose_l2 and not refit.choose_negatives
     assert TrainConfig(l2=0.01).for_refit(7) == TrainConfig(l2=0.01)
+
+
+def test_the_run_says_whether_it_chose_or_kept_the_default() -> None:
+    """``run`` prints each choice with the trials' figures, or why it kept the default."""
+    from recsys.model.train import Schedule, TrainResult
+    from recsys.run_summary import choice_lines
+
+    def result(*trials: Trial) -> TrainResult:
+        return TrainResult(None, [], 1, Schedule(1, 1, 1), 1, 0.0, trials=trials)  # type: ignore[arg-type]
+
+    short = result(Trial("negative_candidates", 1, 0.01, 50, 0.25, 3.0))
+    assert choice_lines(short, 10) == [
+        "negatives auto: kept 1: a trial's share of the budget trained 0.25 epochs, too few to "
+        "compare candidates (3.0 s)"
+    ]
+    both = result(
+        Trial("negative_candidates", 1, 0.30, 400, 2, 1.0),
+        Trial("negative_candidates", 4, 0.50, 400, 2, 1.5),
+    )
+    assert choice_lines(both, 10) == [
+        "negatives auto: chose 4 by validation ndcg@10 (1: 0.3000, 4: 0.5000; 2.5 s of trials)"
+    ]
