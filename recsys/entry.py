@@ -10,7 +10,6 @@ Public API:
     execute(engine, settings, *, report, on_step=None, scale_out=None) -> RunResult
 """
 
-import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from recsys.errors import InvalidInput
+from recsys.model.tensorflow_logs import quiet_start
 from recsys.run_settings import RunSettings, resolve
 from recsys.storage import database, migrate
 
@@ -82,7 +82,7 @@ def execute(
     scale_out: "RayScoring | None" = None,
 ) -> "RunResult":
     """The pipeline run with resolved ``settings``, said first (the settings that decide it)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+    quiet_start()  # keep TensorFlow's start-up lines out of the run's output, as the CLI does
     # Imported here, not at the top: TensorFlow takes seconds to load and only a run needs it.
     from recsys.pipeline import run as run_pipeline
 
