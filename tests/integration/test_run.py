@@ -432,7 +432,10 @@ def test_a_time_budget_sizes_the_schedule_and_the_registry_says_so(
     monkeypatch.setattr(pipeline, "fit", functools.partial(pipeline.fit, clock=clock))
     monkeypatch.setattr(recsys_jobs.run, "epoch_bars", lambda: clock.step)
     config = tmp_path / "budget.toml"
-    config.write_text('max-train-time = "4s"\nsteps-per-epoch = 5\n', encoding="utf-8")
+    # One negative, no trials: the fake clock moves with the model's steps, not the trials'.
+    config.write_text(
+        'max-train-time = "4s"\nsteps-per-epoch = 5\nnegatives = 1\n', encoding="utf-8"
+    )
     options = ("--epochs", "100000", "--dim", "16", "--layers", "2", "--config", str(config))
     result = cli(database_url, name, "--model-version", "budget", *options)
     assert result.exit_code == 0, result.output
