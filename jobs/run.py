@@ -13,6 +13,7 @@ from recsys.errors import PUBLISHED_NOT_PROMOTED, InvalidInput
 from recsys.model.settings import WARM_START_LEARNING_RATE, TrainConfig
 from recsys.run_config import GF_CF, POPULARITY, SPLITS, RunConfig
 from recsys.run_settings import (
+    AUTO,
     RaySettings,
     parse_baselines,
     parse_bytes,
@@ -134,7 +135,7 @@ _TIME = _Parsed("ISO-8601", parse_cutoff)
 @click.option(
     "--negatives",
     type=_NEGATIVES,
-    default="auto" if _TRAIN.choose_negatives else _TRAIN.negative_candidates,
+    default=AUTO if _TRAIN.choose_negatives else _TRAIN.negative_candidates,
     show_default=True,
     help="Uniform negative items drawn per training triple; each step trains against the one "
     "the model scores highest. `auto` chooses 1, 4 or 16 from the data by short validation "

@@ -14,7 +14,8 @@ Public API:
     read_settings_file(path, known=OPTIONS) -> dict   a TOML file's settings, checked
     RunSettings(version, config, replace, memory_limit, judging, keep, ray)
     RaySettings(address, workers, worker_cpus, worker_gpus)  .scoring(on_shard)  .joined()
-    parse_duration, parse_cutoff, parse_cutoffs, parse_baselines, parse_bytes: raise ValueError
+    parse_duration, parse_cutoff, parse_cutoffs, parse_baselines, parse_bytes, parse_l2,
+    parse_negatives: raise ValueError (the last two also take AUTO)
     OPTIONS: every setting's parser
 """
 

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from recsys.evaluation.evaluate import BASELINE_ROWS, EvaluationRow
-from recsys.model.setting_choice import Trial
+from recsys.model.setting_choice import LADDERS, Trial
 from recsys.model.train import EpochStats, TrainResult
 from recsys.run_config import RunConfig
 from recsys.scoring import outputs
@@ -131,8 +131,8 @@ def training_stats(trained: TrainResult, config: RunConfig, device: str) -> dict
     } | choice_stats(trained)
 
 
-#: How ``show`` and ``run`` name each setting the trials choose.
-_CHOICE_NAMES = {"l2": "l2", "negative_candidates": "negatives"}
+#: How ``show`` and ``run`` name each setting the trials choose: as its option.
+_OPTION = {ladder.setting: ladder.option for ladder in LADDERS}
 
 
 def choice_stats(trained: TrainResult) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def choice_stats(trained: TrainResult) -> dict[str, Any]:
     (``training_l2_chosen``, ``training_l2_trials``, ``training_negatives_chosen``, ...)."""
     stats: dict[str, Any] = {}
     for setting, value in trained.chosen.items():
-        name = _CHOICE_NAMES[setting]
+        name = _OPTION[setting]
         stats[f"training_{name}_chosen"] = value
         stats[f"training_{name}_trials"] = [
             {
@@ -159,7 +159,7 @@ def choice_stats(trained: TrainResult) -> dict[str, Any]:
 def trial_line(trial: Trial, eval_k: int) -> str:
     """A trial as it ends, so that the minutes before the first epoch show what they do."""
     return (
-        f"trial {_CHOICE_NAMES[trial.setting]} {trial.value:.3g}: validation ndcg@{eval_k} "
+        f"trial {_OPTION[trial.setting]} {trial.value:.3g}: validation ndcg@{eval_k} "
         f"{trial.ndcg:.4f} ({trial.epochs:.3g} epochs, {trial.seconds:.1f} s)"
     )
 
@@ -171,7 +171,7 @@ def choice_lines(trained: TrainResult, eval_k: int) -> list[str]:
         trials = [t for t in trained.trials if t.setting == setting]
         scored = ", ".join(f"{t.value:.3g}: {t.ndcg:.4f}" for t in trials)
         seconds = sum(t.seconds for t in trials)
-        name = _CHOICE_NAMES[setting]
+        name = _OPTION[setting]
         if len(trials) == 1:
             lines.append(
                 f"{name} auto: kept {value:.3g}: a trial's share of the budget trained "

@@ -30,8 +30,10 @@ noise), and a 10-minute run at 3.16e-3 ended at NDCG@20 0.0369 where 1e-3 reache
 schedules can rank values otherwise than the long run that follows: only a clear lead moves one.
 
 Public API:
-    Ladder(setting, reference, first, step, lowest, highest, max_trials)   a setting's candidates
-    L2, NEGATIVES                         the ladders of TrainConfig.l2 and .negative_candidates
+    Ladder(setting, option, reference, first, step, lowest, highest, max_trials, flag)
+                                          a setting's candidates
+    L2, NEGATIVES, LADDERS                the ladders of TrainConfig.l2 and .negative_candidates,
+                                          and both in the order chosen
     Trial(setting, value, ndcg, users, epochs, seconds)   a candidate and its validation NDCG
     TRIAL_SHARE, MIN_TRIAL_EPOCHS, VALIDATION_RATIO, SCORED_USERS
     ladders(config) -> list[Ladder]       the ladders ``config`` asks to choose
@@ -62,6 +64,8 @@ class Ladder:
     ``reference`` (the default) is kept unless another clearly beats it."""
 
     setting: str
+    #: The ``run`` option that sets it, as ``run`` and ``show`` name the choice.
+    option: str
     reference: float
     first: tuple[float, ...]
     step: float
@@ -77,6 +81,7 @@ _DEFAULTS = TrainConfig()
 #: L2: half-decades around the default weight.
 L2 = Ladder(
     "l2",
+    "l2",
     _DEFAULTS.l2,
     (_DEFAULTS.l2 / _HALF_DECADE, _DEFAULTS.l2, _DEFAULTS.l2 * _HALF_DECADE),
     _HALF_DECADE,
@@ -86,7 +91,10 @@ L2 = Ladder(
     "choose_l2",
 )
 #: Negative candidates: one (plain BPR) against four, then ×4 while the most wins.
-NEGATIVES = Ladder("negative_candidates", 1, (1, 4), 4, 1, 16, 3, "choose_negatives")
+NEGATIVES = Ladder("negative_candidates", "negatives", 1, (1, 4), 4, 1, 16, 3, "choose_negatives")
+#: Every ladder, in the order its setting is chosen: the negatives first, since they change what
+#: a step learns more than the weight does.
+LADDERS = (NEGATIVES, L2)
 
 #: Share of the time budget each trial trains for; with no budget a trial trains a quarter of
 #: the run's epochs.
@@ -120,9 +128,8 @@ class Trial:
 
 
 def ladders(config: TrainConfig) -> list[Ladder]:
-    """The ladders whose setting ``config`` asks to choose, in the order they are chosen: the
-    negatives first, since they change what a step learns more than the weight does."""
-    return [ladder for ladder in (NEGATIVES, L2) if getattr(config, ladder.flag)]
+    """The ladders whose setting ``config`` asks to choose, in the order they are chosen."""
+    return [ladder for ladder in LADDERS if getattr(config, ladder.flag)]
 
 
 def trial_settings(config: TrainConfig) -> TrainConfig:
@@ -130,8 +137,7 @@ def trial_settings(config: TrainConfig) -> TrainConfig:
     no validation carve (the trials share one, made before them)."""
     epochs = None if config.max_epochs is None else max(1, math.ceil(config.max_epochs / 4))
     seconds = None if config.max_train_seconds is None else config.max_train_seconds * TRIAL_SHARE
-    no_choice = {ladder.flag: False for ladder in (L2, NEGATIVES)}
-    return replace(config, val_ratio=0.0, max_epochs=epochs, max_train_seconds=seconds, **no_choice)
+    return replace(config.given(), val_ratio=0.0, max_epochs=epochs, max_train_seconds=seconds)
 
 
 def chosen(ladder: Ladder, trials: Sequence[Trial]) -> float | None:

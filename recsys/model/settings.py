@@ -66,12 +66,14 @@ class TrainConfig:
         ``best_epoch``: the same epochs (or time budget); with validation, the epochs it chose,
         without holding any out; where the run chose settings by trials (``chosen``: field and
         value), those values, without choosing again."""
-        refit = self
-        if chosen:
-            refit = replace(refit, **chosen, choose_l2=False, choose_negatives=False)
+        refit = self.given(**chosen) if chosen else self
         if self.val_ratio > 0:
             return replace(refit, max_epochs=best_epoch, val_ratio=0.0)
         return refit
+
+    def given(self, **values: float) -> "TrainConfig":
+        """These settings with ``values`` (TrainConfig fields) set, and none left to trials."""
+        return replace(self, **values, choose_l2=False, choose_negatives=False)
 
     def batching(self, n_samples: int) -> tuple[int, int]:
         """(triples per step, steps per epoch) for ``n_samples`` training triples an epoch."""

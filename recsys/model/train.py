@@ -100,7 +100,7 @@ class TrainResult:
         """The TrainConfig fields the trials chose and their values (empty where none was)."""
         values = {
             ladder.setting: setting_choice.chosen(ladder, self.trials)
-            for ladder in (setting_choice.NEGATIVES, setting_choice.L2)
+            for ladder in setting_choice.LADDERS
         }
         return {setting: value for setting, value in values.items() if value is not None}
 
@@ -242,7 +242,7 @@ def _fit_choosing(
     ratio = config.val_ratio or VALIDATION_RATIO
     fit_idx, val_idx = split.validation(users, np.arange(len(users)), ratio, config.seed)
     trials: list[Trial] = []
-    final = replace(config, choose_l2=False, choose_negatives=False)
+    final = config.given()
     if len(val_idx):
         shared = initial
         if shared is None and config.spectral_start:
@@ -270,7 +270,7 @@ def _fit_choosing(
                 clock,
                 callbacks.on_trial,
             )
-            final = replace(final, **{ladder.setting: setting_choice.chosen(ladder, tried)})
+            final = final.given(**{ladder.setting: setting_choice.chosen(ladder, tried)})
             trials += tried
     budget = config.max_train_seconds
     remaining = None if budget is None else max(budget - (clock() - started), 0.0)
